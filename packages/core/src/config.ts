@@ -1,0 +1,135 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root (two levels above packages/core/src). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const url = (protocols: string[], example: string) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL like ${example}` },
+  );
+
+const positiveInt = z.coerce
+  .number({ message: 'must be a positive integer' })
+  .int({ message: 'must be a positive integer' })
+  .positive({ message: 'must be a positive integer' });
+const nonNegativeInt = z.coerce
+  .number({ message: 'must be a non-negative integer' })
+  .int({ message: 'must be a non-negative integer' })
+  .min(0, { message: 'must be a non-negative integer' });
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/** Every setting Freshet reads, with its default and its expected form. */
+const schema = z.object({
+  REDIS_URL: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379 (rediss:// for TLS)').default(
+    'redis://127.0.0.1:6379',
+  ),
+  REDIS_TLS_CA_FILE: z.string().optional(),
+  FRESHET_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+$/, { message: 'must be letters, digits, _ or - (like freshet)' })
+    .default('freshet'),
+  CATALOG_DATABASE_URL: url(
+    ['postgres:', 'postgresql:'],
+    'postgres://user@host:5432/freshet_catalog',
+  ).default('postgres://postgres@127.0.0.1:5432/freshet_catalog'),
+  API_DATABASE_URL: url(
+    ['postgres:', 'postgresql:'],
+    'postgres://user@host:5432/freshet_api',
+  ).default('postgres://postgres@127.0.0.1:5432/freshet_api'),
+  ELASTICSEARCH_URL: url(['http:', 'https:'], 'http://127.0.0.1:9200').default(
+    'http://127.0.0.1:9200',
+  ),
+  ELASTICSEARCH_USERNAME: z.string().optional(),
+  ELASTICSEARCH_PASSWORD: z.string().optional(),
+  ELASTICSEARCH_API_KEY: z.string().optional(),
+  ELASTICSEARCH_CA_FILE: z.string().optional(),
+  ELASTICSEARCH_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
+  ELASTICSEARCH_REPLICAS: nonNegativeInt.default(0),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  FRESHET_MEDIA_FILE: z.string().default(path.join(repoRoot, 'packages/core/media/media.json')),
+  FRESHET_SAMPLE_DIR: z.string().default(path.resolve(repoRoot, '../shared/openverse-sample')),
+  CHUNK_SIZE_ROWS: positiveInt.optional(),
+  CHUNK_ATTEMPTS: positiveInt.default(3),
+  CHUNK_BACKOFF_MS: nonNegativeInt.default(1000),
+  FANOUT_BATCH_SIZE: positiveInt.default(500),
+  WORKER_CONCURRENCY: positiveInt.default(2),
+  STAGE_CONCURRENCY: positiveInt.default(2),
+  INDEX_BULK_FLUSH_BYTES: positiveInt.default(5_000_000),
+  INDEX_BULK_CONCURRENCY: positiveInt.default(2),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  DASHBOARD_PORT: z.coerce
+    .number({ message: 'must be a TCP port (1-65535)' })
+    .int({ message: 'must be a TCP port (1-65535)' })
+    .min(0, { message: 'must be a TCP port (1-65535)' })
+    .max(65535, { message: 'must be a TCP port (1-65535)' })
+    .default(3000),
+  FRESHET_OPERATOR_TOKEN: z
+    .string()
+    .min(8, { message: 'must be at least 8 characters' })
+    .optional(),
+  FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
+  FRESHET_ALLOW_DROP: bool.default(false),
+});
+
+export type RawConfig = z.infer<typeof schema>;
+
+/** Validated, frozen Freshet configuration. */
+export type Config = Readonly<RawConfig>;
+
+/** A configuration error that lists every bad variable, one per line. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+/** Names of settings whose values must never be printed. */
+export const secretSettings: ReadonlySet<string> = new Set([
+  'ELASTICSEARCH_PASSWORD',
+  'ELASTICSEARCH_API_KEY',
+  'FRESHET_OPERATOR_TOKEN',
+  'FRESHET_VIEWER_TOKEN',
+]);
+
+/**
+ * Reads every setting from `env` once, validates it and returns a frozen object.
+ * Throws a {@link ConfigError} naming each bad variable with the value seen and the expected form.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0]);
+      const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(input[key]);
+      return `${key} ${issue.message}, got ${shown}`;
+    });
+    throw new ConfigError(problems);
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** A URL with its password replaced, safe to log. */
+export function redactUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}

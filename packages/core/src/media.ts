@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { checkColumnType, checkIdentifier } from './sql.js';
+
+/** Media type names: they become table, index and alias names, so they are strict. */
+export const mediaNamePattern = /^[a-z][a-z0-9_]{0,29}$/;
+
+const identifier = z.string().superRefine((value, ctx) => {
+  try {
+    checkIdentifier(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+const columnType = z.string().superRefine((value, ctx) => {
+  try {
+    checkColumnType(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+const fieldName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'document field names are lower-case');
+
+const documentField = z.union([
+  identifier,
+  z.object({ column: identifier, key: z.string().regex(/^[A-Za-z0-9_]{1,63}$/) }).strict(),
+]);
+
+const mediaSchema = z
+  .object({
+    upstreamTable: identifier,
+    deletedTable: identifier.optional(),
+    downstreamTable: identifier,
+    key: z.object({ column: identifier, type: z.enum(['uuid', 'integer', 'bigint']) }).strict(),
+    removedColumn: identifier.optional(),
+    providerColumn: identifier,
+    columns: z
+      .array(
+        z.object({ name: identifier, type: columnType, notNull: z.boolean().optional() }).strict(),
+      )
+      .min(1),
+    uniques: z.array(z.array(identifier).min(1)).default([]),
+    indexes: z.array(z.array(identifier).min(1)).default([]),
+    cleaning: z
+      .object({
+        urlColumns: z.array(identifier).default([]),
+        licenseColumn: identifier.optional(),
+        tags: z
+          .object({
+            column: identifier,
+            minAccuracy: z.number().min(0).max(1),
+            denylistedProviders: z.array(z.string()).default([]),
+            denylist: z.array(z.string()).default([]),
+            denylistSubstrings: z.array(z.string()).default([]),
+            maxNameLength: z.number().int().positive().default(255),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({ urlColumns: [] }),
+    document: z
+      .object({
+        mapping: z.string().min(1),
+        fields: z.record(fieldName, documentField),
+        sensitiveFields: z.array(fieldName).default([]),
+      })
+      .strict(),
+    chunkSizeRows: z.number().int().positive().default(100_000),
+  })
+  .strict();
+
+export type MediaDefinitionInput = z.input<typeof mediaSchema>;
+
+/** One media type, validated, with its mapping file loaded. */
+export type MediaDefinition = z.infer<typeof mediaSchema> & {
+  readonly name: string;
+  /** The index settings and mappings body (from the mapping file). */
+  readonly mappingBody: Record<string, unknown>;
+};
+
+export type MediaCatalog = ReadonlyMap<string, MediaDefinition>;
+
+/** Validates one definition and cross-checks its references (columns, fields, mapping). */
+export function parseMediaDefinition(
+  name: string,
+  input: unknown,
+  baseDir: string,
+): MediaDefinition {
+  if (!mediaNamePattern.test(name)) {
+    throw new Error(
+      `media type name must be lower-case letters, digits or _ (starting with a letter, at most 30), got ${JSON.stringify(name)}`,
+    );
+  }
+  const parsed = mediaSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new Error(`media type ${name} is invalid: ${problems.join('; ')}`);
+  }
+  const def = parsed.data;
+  const columns = new Set(def.columns.map((c) => c.name));
+  const referenced = [
+    def.key.column,
+    def.providerColumn,
+    ...(def.removedColumn ? [def.removedColumn] : []),
+    ...def.uniques.flat(),
+    ...def.indexes.flat(),
+    ...def.cleaning.urlColumns,
+    ...(def.cleaning.licenseColumn ? [def.cleaning.licenseColumn] : []),
+    ...(def.cleaning.tags ? [def.cleaning.tags.column] : []),
+    ...Object.values(def.document.fields).map((f) => (typeof f === 'string' ? f : f.column)),
+  ];
+  for (const col of referenced) {
+    if (!columns.has(col)) throw new Error(`media type ${name} refers to unknown column ${col}`);
+  }
+  for (const field of def.document.sensitiveFields) {
+    if (!(field in def.document.fields)) {
+      throw new Error(`media type ${name}: sensitive field ${field} is not a document field`);
+    }
+  }
+  const mappingPath = path.resolve(baseDir, def.document.mapping);
+  let mappingBody: Record<string, unknown>;
+  try {
+    mappingBody = JSON.parse(readFileSync(mappingPath, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`media type ${name}: cannot read mapping file ${mappingPath}`, { cause: err });
+  }
+  return Object.freeze({ ...def, name, mappingBody });
+}
+
+/** Loads every media type from a definitions file (JSON object keyed by media name). */
+export function loadMediaCatalog(file: string): MediaCatalog {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`cannot read media definitions ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const baseDir = path.dirname(file);
+  const catalog = new Map<string, MediaDefinition>();
+  for (const [name, input] of Object.entries(raw)) {
+    if (name.startsWith('$')) continue;
+    catalog.set(name, parseMediaDefinition(name, input, baseDir));
+  }
+  return catalog;
+}
+
+/** The definition of `media`, or an error listing the known types. */
+export function getMedia(catalog: MediaCatalog, media: string): MediaDefinition {
+  const def = catalog.get(media);
+  if (!def) {
+    throw new UnknownMediaError(media, [...catalog.keys()]);
+  }
+  return def;
+}
+
+export class UnknownMediaError extends Error {
+  override readonly name = 'UnknownMediaError';
+  constructor(
+    readonly media: string,
+    readonly known: readonly string[],
+  ) {
+    super(`unknown media type ${JSON.stringify(media)}; known types: ${known.join(', ')}`);
+  }
+}
+
+/** `CREATE TABLE` column list for a media type's rows. */
+export function columnDefinitions(def: MediaDefinition): string {
+  return def.columns
+    .map((c) => `"${c.name}" ${c.type}${c.notNull ? ' NOT NULL' : ''}`)
+    .join(',\n  ');
+}

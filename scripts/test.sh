@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs dependencies, starts the real services
+# (Redis, PostgreSQL, Elasticsearch) and runs type-check, lint, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+bash scripts/services.sh up
+npm run --silent typecheck
+npm run --silent lint
+npm run --silent format:check
+bash scripts/run-tests.sh test/unit test/integration
