@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { loadConfig, repoRoot, UserError } from '@freshet/core';
+import { checkServices, loadConfig, repoRoot, UserError } from '@freshet/core';
 import { registerSeed } from './commands/seed.js';
 
 /** Parses a positive integer option, with a message naming the option. */
@@ -37,6 +37,15 @@ export function buildCli(): Command {
         stdio: 'inherit',
       });
       if (result.status !== 0) throw new UserError('services are not all up', result.status ?? 1);
+    });
+
+  program
+    .command('check')
+    .description('validate the configuration and check that every service answers')
+    .action(async () => {
+      const config = loadConfig();
+      await checkServices(config);
+      process.stdout.write('configuration valid; redis, catalog, api and elasticsearch answer\n');
     });
 
   registerSeed(program, () => loadConfig());

@@ -43,13 +43,16 @@ export async function checkRedis(config: Config): Promise<void> {
     connectTimeout: 3_000,
     retryStrategy: () => null,
   });
-  redis.on('error', () => undefined);
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    lastError = err;
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     throw new Error(
-      `cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${(err as Error).message}`,
+      `cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${(lastError ?? (err as Error)).message}`,
       { cause: err },
     );
   } finally {
