@@ -1,7 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { checkServices, loadConfig, repoRoot, UserError } from '@freshet/core';
+import {
+  checkServices,
+  closeOnSignal,
+  createLogger,
+  ensureRunStore,
+  loadConfig,
+  repoRoot,
+  RunStore,
+  UserError,
+  type Config,
+} from '@freshet/core';
+import { startWorker } from '@freshet/worker';
+import { openProducer, type Producer } from './producer.js';
+import { waitForRun } from './progress.js';
+import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
 
 /** Parses a positive integer option, with a message naming the option. */
@@ -13,6 +27,23 @@ export function positiveInt(name: string) {
     }
     return n;
   };
+}
+
+async function withProducer(config: Config, fn: (p: Producer) => Promise<void>): Promise<void> {
+  const producer = openProducer(config);
+  try {
+    await fn(producer);
+  } finally {
+    await producer.close();
+  }
+}
+
+async function followRun(producer: Producer, runId: string): Promise<void> {
+  const run = await waitForRun(producer, runId);
+  if (run.status !== 'succeeded') {
+    throw new UserError(`run ${runId} ended ${run.status}${run.error ? `: ${run.error}` : ''}`, 1);
+  }
+  process.stdout.write(`run ${runId} succeeded\n`);
 }
 
 /** Builds the `freshet` command tree; nothing runs until `parseAsync`. */
@@ -49,5 +80,73 @@ export function buildCli(): Command {
     });
 
   registerSeed(program, () => loadConfig());
+
+  program
+    .command('refresh')
+    .description('refresh one media type: copy, clean, index, verify, promote')
+    .argument('<media>', 'media type (image, audio, ...)')
+    .option('--profile <profile>', 'production | staging', 'production')
+    .option(
+      '--chunk-size <rows>',
+      'rows per chunk (default: CHUNK_SIZE_ROWS or the media definition)',
+      positiveInt('--chunk-size'),
+    )
+    .option('--wait', 'follow the run with a progress bar; exit 0 only if it succeeds')
+    .action(
+      async (media: string, opts: { profile: string; chunkSize?: number; wait?: boolean }) => {
+        await withProducer(loadConfig(), async (producer) => {
+          const runId = await startRefresh(producer, {
+            media,
+            profile: opts.profile,
+            ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
+          });
+          process.stdout.write(`run ${runId} started (${media}, ${opts.profile})\n`);
+          if (opts.wait) await followRun(producer, runId);
+        });
+      },
+    );
+
+  program
+    .command('retry')
+    .description("retry a blocked run's failed jobs; completed chunks are not redone")
+    .argument('<runId>')
+    .option('--wait', 'follow the run until it ends')
+    .action(async (runId: string, opts: { wait?: boolean }) => {
+      await withProducer(loadConfig(), async (producer) => {
+        const jobs = await retryRun(producer, runId);
+        process.stdout.write(`retried ${jobs.length} job(s): ${jobs.join(', ')}\n`);
+        if (opts.wait) await followRun(producer, runId);
+      });
+    });
+
+  program
+    .command('runs')
+    .description('list recent runs')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      await withProducer(loadConfig(), async (producer) => {
+        await ensureRunStore(producer.api);
+        const runs = await new RunStore(producer.api).listRuns(producer.queues.prefix);
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+          return;
+        }
+        for (const r of runs) {
+          process.stdout.write(
+            `${r.id}  ${r.media.padEnd(8)} ${r.profile.padEnd(10)} ${r.status.padEnd(10)} ${r.stage ?? ''}${r.error ? `  ${r.error}` : ''}\n`,
+          );
+        }
+      });
+    });
+
+  program
+    .command('worker')
+    .description('run a worker: processes stage and chunk jobs until SIGTERM')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config);
+      const app = await startWorker(config, logger);
+      closeOnSignal(app, logger, config.SHUTDOWN_TIMEOUT_MS);
+    });
   return program;
 }

@@ -56,6 +56,9 @@ const schema = z.object({
   ELASTICSEARCH_REPLICAS: nonNegativeInt.default(0),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   FRESHET_MEDIA_FILE: z.string().default(path.join(repoRoot, 'packages/core/media/media.json')),
+  SENSITIVE_TERMS_FILE: z
+    .string()
+    .default(path.join(repoRoot, 'packages/core/media/sensitive-terms.txt')),
   FRESHET_SAMPLE_DIR: z.string().default(path.resolve(repoRoot, '../shared/openverse-sample')),
   CHUNK_SIZE_ROWS: positiveInt.optional(),
   CHUNK_ATTEMPTS: positiveInt.default(3),
@@ -115,12 +118,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0]);
-      const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(input[key]);
+      const raw = input[key];
+      const shown = secretSettings.has(key)
+        ? '<redacted>'
+        : JSON.stringify(key.endsWith('_URL') && raw !== undefined ? maskCredentials(raw) : raw);
       return `${key} ${issue.message}, got ${shown}`;
     });
     throw new ConfigError(problems);
   }
   return Object.freeze(parsed.data);
+}
+
+/** Hides a `user:password@` part even in a string that does not parse as a URL. */
+function maskCredentials(value: string): string {
+  return value.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
 }
 
 /** A URL with its password replaced, safe to log. */

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import {
+  createDatabases,
+  createEsClient,
+  loadMediaCatalog,
+  parseSensitiveTerms,
+  RunStore,
+  type Config,
+  type Logger,
+  type RefreshContext,
+} from '@freshet/core';
+
+/** Opens the connections a worker's processors share. */
+export function createRefreshContext(
+  config: Config,
+  logger: Logger,
+): RefreshContext & {
+  close(): Promise<void>;
+} {
+  const dbs = createDatabases(config, 'freshet-worker');
+  const es = createEsClient(config);
+  return {
+    config,
+    dbs,
+    es,
+    media: loadMediaCatalog(config.FRESHET_MEDIA_FILE),
+    store: new RunStore(dbs.api),
+    sensitiveTerms: parseSensitiveTerms(readFileSync(config.SENSITIVE_TERMS_FILE, 'utf8')),
+    logger,
+    async close() {
+      await Promise.allSettled([dbs.close(), es.close()]);
+    },
+  };
+}

@@ -1,0 +1,1 @@
+export { startWorker, type WorkerApp } from './worker.js';

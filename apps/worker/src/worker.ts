@@ -1,0 +1,73 @@
+import { FlowProducer, Worker } from 'bullmq';
+import {
+  CHUNK_QUEUE,
+  createWorkerRedis,
+  ensureRunStore,
+  STAGE_QUEUE,
+  type Config,
+  type Logger,
+} from '@freshet/core';
+import { createRefreshContext } from './context.js';
+import { createChunkProcessor } from './processors/chunk.js';
+import { createStageProcessor } from './processors/stage.js';
+
+export interface WorkerApp {
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a Freshet worker: one BullMQ worker on the stage queue and one on the chunk queue.
+ * Many such processes can run at once; they share the work through Redis.
+ */
+export async function startWorker(config: Config, logger: Logger): Promise<WorkerApp> {
+  const log = logger.child({ app: 'worker' });
+  const ctx = createRefreshContext(config, log);
+  await ensureRunStore(ctx.dbs.api);
+  const connection = createWorkerRedis(config);
+  const prefix = config.FRESHET_QUEUE_PREFIX;
+  const flow = new FlowProducer({ connection, prefix });
+  flow.on('error', (err) => log.error({ err }, 'flow producer error'));
+
+  const stageWorker = new Worker(STAGE_QUEUE, createStageProcessor(ctx, flow), {
+    connection,
+    prefix,
+    concurrency: config.STAGE_CONCURRENCY,
+  });
+  const chunkWorker = new Worker(CHUNK_QUEUE, createChunkProcessor(ctx), {
+    connection,
+    prefix,
+    concurrency: config.WORKER_CONCURRENCY,
+  });
+  for (const w of [stageWorker, chunkWorker]) {
+    w.on('error', (err) => log.error({ err, queue: w.name }, 'worker error'));
+  }
+  await Promise.all([stageWorker.waitUntilReady(), chunkWorker.waitUntilReady()]);
+  log.info(
+    {
+      stageConcurrency: config.STAGE_CONCURRENCY,
+      chunkConcurrency: config.WORKER_CONCURRENCY,
+      prefix,
+    },
+    'worker started',
+  );
+
+  return {
+    async close() {
+      // Stop taking work first, then close in reverse order of creation.
+      for (const step of [
+        () => chunkWorker.close(),
+        () => stageWorker.close(),
+        () => flow.close(),
+        () => connection.quit(),
+        () => ctx.close(),
+      ]) {
+        try {
+          await step();
+        } catch (err) {
+          log.warn({ err }, 'error during shutdown');
+        }
+      }
+      log.info('worker stopped');
+    },
+  };
+}

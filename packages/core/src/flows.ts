@@ -1,0 +1,75 @@
+import type { FlowJob, Job } from 'bullmq';
+import type { Config } from './config.js';
+import type { KeyRange } from './chunks.js';
+import {
+  CHUNK_QUEUE,
+  ChunkJob,
+  chunkJobOptions,
+  jobIds,
+  STAGE_QUEUE,
+  StageJob,
+  stageJobOptions,
+  type ChunkJobData,
+  type RunJobData,
+  type StageJobName,
+} from './queues.js';
+
+/**
+ * Chunk steps run by priority (lower runs first): a chunk whose copy is done gets cleaned and
+ * indexed before more copies start, so the three stages overlap instead of running one after
+ * the other across the whole table.
+ */
+export const chunkPriority = { index: 1, clean: 2, copy: 3 } as const;
+
+/**
+ * The flow of one refresh: a chain of stage jobs, root last (report <- promote <- finalize <-
+ * index <- preflight). Children finish before their parent, so the stages run in order. The
+ * index stage adds the per-chunk chains itself, in batches, once preflight has planned them.
+ */
+export function buildRefreshFlow(config: Config, data: RunJobData): FlowJob {
+  const chain: StageJobName[] = [
+    StageJob.report,
+    StageJob.promote,
+    StageJob.finalize,
+    StageJob.index,
+    StageJob.preflight,
+  ];
+  let node: FlowJob | undefined;
+  for (const stage of [...chain].reverse()) {
+    const job: FlowJob = {
+      name: stage,
+      queueName: STAGE_QUEUE,
+      data,
+      opts: { jobId: jobIds.stage(data.runId, stage), ...stageJobOptions(config, stage) },
+      ...(node ? { children: [node] } : {}),
+    };
+    node = job;
+  }
+  return node as FlowJob;
+}
+
+/** One chunk's chain: index <- clean <- copy, its root a child of the index stage job. */
+export function buildChunkFlow(
+  config: Config,
+  data: RunJobData,
+  chunk: number,
+  range: KeyRange,
+  parent: Pick<Job, 'id' | 'queueQualifiedName'>,
+): FlowJob {
+  const chunkData: ChunkJobData = { ...data, chunk, range };
+  const opts = chunkJobOptions(config);
+  const step = (name: 'copy' | 'clean' | 'index') => ({
+    name,
+    queueName: CHUNK_QUEUE,
+    data: chunkData,
+    opts: { ...opts, jobId: jobIds.chunk(data.runId, chunk, name), priority: chunkPriority[name] },
+  });
+  return {
+    ...step(ChunkJob.index),
+    opts: {
+      ...step(ChunkJob.index).opts,
+      parent: { id: parent.id as string, queue: parent.queueQualifiedName },
+    },
+    children: [{ ...step(ChunkJob.clean), children: [step(ChunkJob.copy)] }],
+  };
+}

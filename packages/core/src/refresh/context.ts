@@ -1,0 +1,17 @@
+import type { Client } from '@elastic/elasticsearch';
+import type { Config } from '../config.js';
+import type { Databases } from '../db.js';
+import type { Logger } from '../logger.js';
+import type { MediaCatalog } from '../media.js';
+import type { RunStore } from '../run-store.js';
+
+/** What every refresh step needs: settings, connections, media types and the run store. */
+export interface RefreshContext {
+  readonly config: Config;
+  readonly dbs: Databases;
+  readonly es: Client;
+  readonly media: MediaCatalog;
+  readonly store: RunStore;
+  readonly sensitiveTerms: readonly string[];
+  readonly logger: Logger;
+}

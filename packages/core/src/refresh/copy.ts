@@ -1,0 +1,75 @@
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { rangePredicate } from '../chunks.js';
+import { getMedia } from '../media.js';
+import { refreshNames } from '../names.js';
+import type { ChunkJobData } from '../queues.js';
+import { ident } from '../sql.js';
+import type { RefreshContext } from './context.js';
+
+export interface CopyResult {
+  /** Rows written to the temp table. */
+  readonly rows: number;
+  /** Upstream rows in the range that were skipped, by reason. */
+  readonly skipped: { removed: number; deleted: number };
+  readonly ms: number;
+}
+
+/**
+ * Copies one key range from the upstream catalog table into the temp table, streaming a binary
+ * COPY from one database into the other. The range is replaced in one transaction: a retried
+ * chunk deletes what an earlier attempt wrote, so rows are never doubled.
+ */
+export async function copyChunk(ctx: RefreshContext, data: ChunkJobData): Promise<CopyResult> {
+  const started = Date.now();
+  const def = getMedia(ctx.media, data.media);
+  const names = refreshNames(def, data.profile, data.runId);
+  const key = ident(def.key.column);
+  const cols = def.columns.map((c) => ident(c.name)).join(', ');
+  const inRange = rangePredicate(def.key.type, `u.${key}`, data.range);
+  const notRemoved = def.removedColumn ? `u.${ident(def.removedColumn)} IS NOT TRUE` : 'TRUE';
+  const notDeleted = def.deletedTable
+    ? `NOT EXISTS (SELECT 1 FROM ${ident(def.deletedTable)} d WHERE d.${key} = u.${key})`
+    : 'TRUE';
+  const isDeleted = def.deletedTable
+    ? `EXISTS (SELECT 1 FROM ${ident(def.deletedTable)} d WHERE d.${key} = u.${key})`
+    : 'FALSE';
+  const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
+
+  const source = await ctx.dbs.catalog.connect();
+  const target = await ctx.dbs.api.connect();
+  try {
+    // One snapshot for the copy and the skipped counts, so they add up.
+    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await target.query('BEGIN');
+    await target.query(`DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange}`);
+    const ingest = target.query(
+      copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN (FORMAT binary)`),
+    );
+    const out = source.query(
+      copyTo(
+        `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u WHERE ${inRange} AND ${notRemoved} AND ${notDeleted}) TO STDOUT (FORMAT binary)`,
+      ),
+    );
+    await pipeline(out, ingest);
+    const { rows } = await source.query<{ removed: number; deleted: number }>(
+      `SELECT count(*) FILTER (WHERE NOT (${notRemoved}))::bigint AS removed,
+              count(*) FILTER (WHERE (${notRemoved}) AND ${isDeleted})::bigint AS deleted
+         FROM ${ident(def.upstreamTable)} u WHERE ${inRange}`,
+    );
+    await target.query('COMMIT');
+    await source.query('COMMIT');
+    return {
+      rows: Number(ingest.rowCount ?? 0),
+      skipped: { removed: Number(rows[0]?.removed ?? 0), deleted: Number(rows[0]?.deleted ?? 0) },
+      ms: Date.now() - started,
+    };
+  } catch (err) {
+    await target.query('ROLLBACK').catch(() => undefined);
+    await source.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    source.release();
+    target.release();
+  }
+}

@@ -1,0 +1,135 @@
+import Cursor from 'pg-cursor';
+import { rangePredicate } from '../chunks.js';
+import { getMedia } from '../media.js';
+import { refreshNames } from '../names.js';
+import type { ChunkJobData } from '../queues.js';
+import { ident } from '../sql.js';
+import type { RefreshContext } from './context.js';
+import { documentExpression, sensitiveExpression } from './sql.js';
+
+export interface IndexResult {
+  /** Documents written to the main index (== rows in the range). */
+  readonly rows: number;
+  /** Documents also written to the filtered index. */
+  readonly filtered: number;
+  readonly ms: number;
+}
+
+/** A bulk item or request failure: the chunk fails and is retried; nothing is dropped silently. */
+export class BulkIndexError extends Error {
+  override readonly name = 'BulkIndexError';
+  constructor(
+    readonly failed: number,
+    readonly samples: readonly { id: string; index: string; status: number; error: unknown }[],
+  ) {
+    super(
+      `${failed} document(s) were rejected by Elasticsearch, e.g. ${samples
+        .slice(0, 3)
+        .map((s) => `${s.id} -> ${s.index}: ${s.status} ${JSON.stringify(s.error)}`)
+        .join('; ')}`,
+    );
+  }
+}
+
+interface Row {
+  id: string;
+  doc: string;
+  sensitive: boolean;
+}
+
+interface BulkItem {
+  index: string;
+  id: string;
+  doc: string;
+}
+
+/**
+ * Indexes one key range: reads the cleaned rows with a cursor (documents are built as JSON text
+ * by PostgreSQL), and bulk-indexes them into the new index, and the non-sensitive ones into the
+ * filtered index too, with `_id` = the row key so a retried chunk overwrites rather than doubles.
+ */
+export async function indexChunk(
+  ctx: RefreshContext,
+  data: ChunkJobData,
+  signal?: AbortSignal,
+): Promise<IndexResult> {
+  const started = Date.now();
+  const def = getMedia(ctx.media, data.media);
+  const names = refreshNames(def, data.profile, data.runId);
+  const key = ident(def.key.column);
+  const sql = `SELECT t.${key}::text AS id, ${documentExpression(def)} AS doc,
+      ${sensitiveExpression(def, ctx.sensitiveTerms)} AS sensitive
+    FROM ${ident(names.tempTable)} AS t WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}`;
+
+  const client = await ctx.dbs.api.connect();
+  let rows = 0;
+  let filtered = 0;
+  let items = 0;
+  try {
+    const cursor = client.query(new Cursor<Row>(sql));
+    async function* documents(): AsyncGenerator<BulkItem> {
+      try {
+        for (;;) {
+          const batch = await cursor.read(1000);
+          if (batch.length === 0) return;
+          for (const row of batch) {
+            rows++;
+            items++;
+            yield { index: names.index, id: row.id, doc: row.doc };
+            if (!row.sensitive) {
+              filtered++;
+              items++;
+              yield { index: names.filteredIndex, id: row.id, doc: row.doc };
+            }
+          }
+        }
+      } finally {
+        await cursor.close();
+      }
+    }
+
+    const failures: { id: string; index: string; status: number; error: unknown }[] = [];
+    let failedCount = 0;
+    const bulk = ctx.es.helpers.bulk<BulkItem>({
+      datasource: documents(),
+      onDocument: (item) => [{ index: { _index: item.index, _id: item.id } }, item.doc],
+      onDrop: (drop) => {
+        failedCount++;
+        if (failures.length < 10) {
+          failures.push({
+            id: drop.document.id,
+            index: drop.document.index,
+            status: drop.status,
+            error: drop.error,
+          });
+        }
+      },
+      flushBytes: ctx.config.INDEX_BULK_FLUSH_BYTES,
+      concurrency: ctx.config.INDEX_BULK_CONCURRENCY,
+      retries: 3,
+      wait: 1000,
+      refreshOnCompletion: false,
+    });
+    const onAbort = (): void => {
+      void bulk.abort();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let stats;
+    try {
+      stats = await bulk;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (signal?.aborted)
+      throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    if (failedCount > 0) throw new BulkIndexError(failedCount, failures);
+    if (stats.successful !== items) {
+      throw new Error(
+        `bulk indexing acknowledged ${stats.successful} of ${items} documents; the chunk is retried`,
+      );
+    }
+  } finally {
+    client.release();
+  }
+  return { rows, filtered, ms: Date.now() - started };
+}

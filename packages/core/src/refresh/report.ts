@@ -1,0 +1,63 @@
+import { getMedia } from '../media.js';
+import { refreshNames } from '../names.js';
+import type { RunJobData } from '../queues.js';
+import type { RefreshContext } from './context.js';
+import { countsPerSource } from './preflight.js';
+
+export interface SourceChange {
+  readonly before: number;
+  readonly after: number;
+  readonly change: number;
+}
+
+export interface ReportResult {
+  /** Per source (all of them, not a top 10): rows before and after, and the difference. */
+  readonly sources: Record<string, SourceChange>;
+  /** Per-source document counts in the live index, for cross-checking. */
+  readonly indexSources: Record<string, number>;
+  readonly totalBefore: number;
+  readonly totalAfter: number;
+}
+
+/** Per-source counts of the live index, every source (the terms size covers them all). */
+async function indexCountsPerSource(
+  ctx: RefreshContext,
+  alias: string,
+  field: string,
+  sources: number,
+): Promise<Record<string, number>> {
+  const res = await ctx.es.search<
+    unknown,
+    { s: { buckets: { key: string; doc_count: number }[] } }
+  >({
+    index: alias,
+    size: 0,
+    aggs: { s: { terms: { field, size: Math.max(10, sources + 10), missing: '(none)' } } },
+  });
+  return Object.fromEntries((res.aggregations?.s.buckets ?? []).map((b) => [b.key, b.doc_count]));
+}
+
+/** The report: per-source counts before and after the refresh, stored with the run. */
+export async function runReport(ctx: RefreshContext, data: RunJobData): Promise<ReportResult> {
+  const def = getMedia(ctx.media, data.media);
+  const names = refreshNames(def, data.profile, data.runId);
+  const run = await ctx.store.getRun(data.runId);
+  const before = (run.counts as { before?: Record<string, number> } | null)?.before ?? {};
+  const after = await countsPerSource(ctx, def, names.table);
+  const sources: Record<string, SourceChange> = {};
+  for (const source of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const b = before[source] ?? 0;
+    const a = after[source] ?? 0;
+    sources[source] = { before: b, after: a, change: a - b };
+  }
+  const providerField = Object.entries(def.document.fields).find(
+    ([, spec]) => spec === def.providerColumn,
+  )?.[0];
+  const indexSources = providerField
+    ? await indexCountsPerSource(ctx, names.alias, providerField, Object.keys(sources).length)
+    : {};
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((x, y) => x + y, 0);
+  const result = { sources, indexSources, totalBefore: sum(before), totalAfter: sum(after) };
+  await ctx.store.mergeCounts(data.runId, { after, sources });
+  return result;
+}

@@ -1,0 +1,388 @@
+import type pg from 'pg';
+import type { KeyRange } from './chunks.js';
+import { ConflictError, NotFoundError } from './errors.js';
+import type { Profile } from './names.js';
+import type { StageName } from './queues.js';
+
+/** Statuses in which a run holds its media type's refresh lock. */
+export const activeStatuses = [
+  'queued',
+  'running',
+  'blocked',
+  'paused',
+  'awaiting-approval',
+] as const;
+export type RunStatus = (typeof activeStatuses)[number] | 'succeeded' | 'failed' | 'cancelled';
+
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+export interface RunRow {
+  id: string;
+  prefix: string;
+  media: string;
+  profile: Profile;
+  status: RunStatus;
+  stage: StageName | null;
+  chunk_count: number | null;
+  plan: Record<string, unknown> | null;
+  counts: Record<string, unknown> | null;
+  error: string | null;
+  requested_by: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+const schemaSql = `
+CREATE SCHEMA IF NOT EXISTS freshet;
+CREATE TABLE IF NOT EXISTS freshet.runs (
+  id text PRIMARY KEY,
+  prefix text NOT NULL,
+  media text NOT NULL,
+  profile text NOT NULL,
+  status text NOT NULL,
+  stage text,
+  chunk_count integer,
+  plan jsonb,
+  counts jsonb,
+  error text,
+  requested_by text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_media
+  ON freshet.runs (prefix, media, profile)
+  WHERE status IN ('queued', 'running', 'blocked', 'paused', 'awaiting-approval');
+CREATE TABLE IF NOT EXISTS freshet.stages (
+  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
+  stage text NOT NULL,
+  status text NOT NULL DEFAULT 'pending',
+  started_at timestamptz,
+  finished_at timestamptz,
+  result jsonb,
+  error text,
+  PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS freshet.chunks (
+  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
+  chunk integer NOT NULL,
+  range_start text,
+  range_end text,
+  copy_status text NOT NULL DEFAULT 'pending',
+  clean_status text NOT NULL DEFAULT 'pending',
+  index_status text NOT NULL DEFAULT 'pending',
+  rows_copied bigint,
+  rows_indexed bigint,
+  result jsonb NOT NULL DEFAULT '{}',
+  PRIMARY KEY (run_id, chunk)
+);
+CREATE TABLE IF NOT EXISTS freshet.attempts (
+  id bigserial PRIMARY KEY,
+  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
+  job_id text NOT NULL,
+  step text NOT NULL,
+  chunk integer,
+  attempt integer NOT NULL,
+  worker text NOT NULL,
+  status text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  ms integer,
+  rows bigint,
+  result jsonb,
+  error text
+);
+CREATE INDEX IF NOT EXISTS attempts_run ON freshet.attempts (run_id, step, chunk);
+CREATE TABLE IF NOT EXISTS freshet.logs (
+  id bigserial PRIMARY KEY,
+  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
+  job_id text,
+  level text NOT NULL,
+  msg text NOT NULL,
+  fields jsonb,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS logs_run ON freshet.logs (run_id, id);
+CREATE TABLE IF NOT EXISTS freshet.audit (
+  id bigserial PRIMARY KEY,
+  run_id text,
+  actor text NOT NULL,
+  action text NOT NULL,
+  detail jsonb,
+  at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
+/** Creates the run store schema if missing (serialised by an advisory lock). */
+export async function ensureRunStore(api: pg.Pool): Promise<void> {
+  const client = await api.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(74657201)');
+    await client.query(schemaSql);
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(74657201)').catch(() => undefined);
+    client.release();
+  }
+}
+
+export interface NewRun {
+  id: string;
+  prefix: string;
+  media: string;
+  profile: Profile;
+  requestedBy?: string;
+  plan?: Record<string, unknown>;
+}
+
+/** The run store: every run's state, stages, chunks, attempts and logs, in Postgres. */
+export class RunStore {
+  constructor(private readonly db: pg.Pool) {}
+
+  /**
+   * Records a new queued run. Throws {@link ConflictError} if a run of the same media and
+   * profile is still active (the one-refresh-per-media lock).
+   */
+  async createRun(run: NewRun): Promise<void> {
+    try {
+      await this.db.query(
+        `INSERT INTO freshet.runs (id, prefix, media, profile, status, requested_by, plan)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6)`,
+        [run.id, run.prefix, run.media, run.profile, run.requestedBy ?? null, run.plan ?? null],
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') {
+        const active = await this.activeRun(run.prefix, run.media, run.profile);
+        throw new ConflictError(
+          `a ${run.profile} refresh of ${run.media} is already ${active?.status ?? 'active'} (run ${active?.id ?? '?'}); wait for it, retry it or cancel it first`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async activeRun(prefix: string, media: string, profile: Profile): Promise<RunRow | undefined> {
+    const { rows } = await this.db.query<RunRow>(
+      `SELECT * FROM freshet.runs WHERE prefix = $1 AND media = $2 AND profile = $3
+         AND status = ANY($4) ORDER BY created_at DESC LIMIT 1`,
+      [prefix, media, profile, activeStatuses],
+    );
+    return rows[0];
+  }
+
+  async getRun(id: string): Promise<RunRow> {
+    const { rows } = await this.db.query<RunRow>('SELECT * FROM freshet.runs WHERE id = $1', [id]);
+    if (!rows[0]) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
+    return rows[0];
+  }
+
+  async listRuns(prefix: string, limit = 50): Promise<RunRow[]> {
+    const { rows } = await this.db.query<RunRow>(
+      'SELECT * FROM freshet.runs WHERE prefix = $1 ORDER BY created_at DESC LIMIT $2',
+      [prefix, limit],
+    );
+    return rows;
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    await this.db.query('DELETE FROM freshet.runs WHERE id = $1', [id]);
+  }
+
+  /** Sets the run's status (and error); terminal statuses stamp finished_at. */
+  async setStatus(id: string, status: RunStatus, error: string | null = null): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET status = $2, error = $3, updated_at = now(),
+         started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
+         finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END
+       WHERE id = $1`,
+      [id, status, error],
+    );
+  }
+
+  /** A queued or blocked run whose work (re)starts is running again. */
+  async markRunning(id: string): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET status = 'running', error = NULL, updated_at = now(),
+         started_at = coalesce(started_at, now())
+       WHERE id = $1 AND status IN ('queued', 'blocked')`,
+      [id],
+    );
+  }
+
+  /** Marks the run running at `stage` unless it is in a state a worker must not override. */
+  async enterStage(id: string, stage: StageName): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET stage = $2, updated_at = now(),
+         status = CASE WHEN status IN ('queued', 'blocked') THEN 'running' ELSE status END,
+         started_at = coalesce(started_at, now()), error = CASE WHEN status = 'blocked' THEN NULL ELSE error END
+       WHERE id = $1`,
+      [id, stage],
+    );
+    await this.db.query(
+      `INSERT INTO freshet.stages (run_id, stage, status, started_at) VALUES ($1, $2, 'running', now())
+       ON CONFLICT (run_id, stage) DO UPDATE SET status = 'running', error = NULL,
+         started_at = coalesce(freshet.stages.started_at, now()), finished_at = NULL`,
+      [id, stage],
+    );
+  }
+
+  async finishStage(
+    id: string,
+    stage: StageName,
+    status: StepStatus,
+    result: unknown = null,
+    error: string | null = null,
+  ): Promise<void> {
+    await this.db.query(
+      `INSERT INTO freshet.stages (run_id, stage, status, started_at, finished_at, result, error)
+       VALUES ($1, $2, $3, now(), now(), $4, $5)
+       ON CONFLICT (run_id, stage) DO UPDATE SET status = $3, finished_at = now(),
+         result = coalesce($4, freshet.stages.result), error = $5`,
+      [id, stage, status, result === null ? null : JSON.stringify(result), error],
+    );
+  }
+
+  async mergeCounts(id: string, counts: Record<string, unknown>): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET counts = coalesce(counts, '{}'::jsonb) || $2::jsonb, updated_at = now() WHERE id = $1`,
+      [id, JSON.stringify(counts)],
+    );
+  }
+
+  async setPlan(id: string, plan: Record<string, unknown>, chunkCount: number): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET plan = coalesce(plan, '{}'::jsonb) || $2::jsonb, chunk_count = $3, updated_at = now() WHERE id = $1`,
+      [id, JSON.stringify(plan), chunkCount],
+    );
+  }
+
+  /** Stores the chunk ranges of a run (idempotent). */
+  async saveChunks(id: string, ranges: readonly KeyRange[]): Promise<void> {
+    const batch = 5000;
+    for (let i = 0; i < ranges.length; i += batch) {
+      const part = ranges.slice(i, i + batch);
+      await this.db.query(
+        `INSERT INTO freshet.chunks (run_id, chunk, range_start, range_end)
+         SELECT $1, i, s, e FROM unnest($2::int[], $3::text[], $4::text[]) AS u(i, s, e)
+         ON CONFLICT (run_id, chunk) DO NOTHING`,
+        [id, part.map((_, j) => i + j), part.map((r) => r.start), part.map((r) => r.end)],
+      );
+    }
+  }
+
+  async getChunkRanges(id: string, from: number, count: number): Promise<KeyRange[]> {
+    const { rows } = await this.db.query<{ range_start: string | null; range_end: string | null }>(
+      `SELECT range_start, range_end FROM freshet.chunks WHERE run_id = $1 AND chunk >= $2 AND chunk < $3 ORDER BY chunk`,
+      [id, from, from + count],
+    );
+    return rows.map((r) => ({ start: r.range_start, end: r.range_end }));
+  }
+
+  /** Records the status of one step of one chunk, with its result merged in. */
+  async setChunkStep(
+    id: string,
+    chunk: number,
+    step: 'copy' | 'clean' | 'index',
+    status: StepStatus,
+    result?: Record<string, unknown>,
+  ): Promise<void> {
+    const rowsColumn = step === 'copy' ? 'rows_copied' : step === 'index' ? 'rows_indexed' : null;
+    const rows = typeof result?.rows === 'number' ? result.rows : null;
+    await this.db.query(
+      `UPDATE freshet.chunks SET ${step}_status = $3,
+         result = result || $4::jsonb${rowsColumn ? `, ${rowsColumn} = coalesce($5, ${rowsColumn})` : ''}
+       WHERE run_id = $1 AND chunk = $2`,
+      rowsColumn
+        ? [id, chunk, status, JSON.stringify(result ? { [step]: result } : {}), rows]
+        : [id, chunk, status, JSON.stringify(result ? { [step]: result } : {})],
+    );
+  }
+
+  /** Chunk counts per step and status, for progress. */
+  async chunkProgress(id: string): Promise<ChunkProgress> {
+    const { rows } = await this.db.query<ChunkProgress>(
+      `SELECT count(*)::int AS total,
+         count(*) FILTER (WHERE copy_status = 'done')::int AS copied,
+         count(*) FILTER (WHERE clean_status = 'done')::int AS cleaned,
+         count(*) FILTER (WHERE index_status = 'done')::int AS indexed,
+         count(*) FILTER (WHERE 'failed' IN (copy_status, clean_status, index_status))::int AS failed,
+         coalesce(sum(rows_copied), 0)::bigint AS rows_copied,
+         coalesce(sum(rows_indexed), 0)::bigint AS rows_indexed
+       FROM freshet.chunks WHERE run_id = $1`,
+      [id],
+    );
+    return rows[0] as ChunkProgress;
+  }
+
+  async startAttempt(a: {
+    runId: string;
+    jobId: string;
+    step: string;
+    chunk: number | null;
+    attempt: number;
+    worker: string;
+  }): Promise<number> {
+    const { rows } = await this.db.query<{ id: number }>(
+      `INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
+       VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id`,
+      [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
+    );
+    return (rows[0] as { id: number }).id;
+  }
+
+  async finishAttempt(
+    attemptId: number,
+    status: 'done' | 'failed',
+    result: unknown,
+    error: string | null,
+  ): Promise<void> {
+    const rows =
+      result && typeof (result as { rows?: unknown }).rows === 'number'
+        ? (result as { rows: number }).rows
+        : null;
+    await this.db.query(
+      `UPDATE freshet.attempts SET status = $2, finished_at = now(),
+         ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, rows = $3, result = $4, error = $5
+       WHERE id = $1`,
+      [attemptId, status, rows, result === undefined ? null : JSON.stringify(result), error],
+    );
+  }
+
+  async log(
+    runId: string,
+    jobId: string | null,
+    level: string,
+    msg: string,
+    fields?: Record<string, unknown>,
+  ): Promise<void> {
+    await this.db.query(
+      'INSERT INTO freshet.logs (run_id, job_id, level, msg, fields) VALUES ($1, $2, $3, $4, $5)',
+      [runId, jobId, level, msg, fields ? JSON.stringify(fields) : null],
+    );
+  }
+
+  async audit(
+    runId: string | null,
+    actor: string,
+    action: string,
+    detail?: unknown,
+  ): Promise<void> {
+    await this.db.query(
+      'INSERT INTO freshet.audit (run_id, actor, action, detail) VALUES ($1, $2, $3, $4)',
+      [runId, actor, action, detail === undefined ? null : JSON.stringify(detail)],
+    );
+  }
+}
+
+export interface ChunkProgress {
+  total: number;
+  copied: number;
+  cleaned: number;
+  indexed: number;
+  failed: number;
+  rows_copied: number;
+  rows_indexed: number;
+}
