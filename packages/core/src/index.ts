@@ -23,3 +23,4 @@ export * from './refresh/finalize.js';
 export * from './refresh/promote.js';
 export * from './refresh/report.js';
 export * from './lifecycle.js';
+export * from './seed/index.js';
