@@ -48,6 +48,12 @@ const schema = z.object({
   ELASTICSEARCH_URL: url(['http:', 'https:'], 'http://127.0.0.1:9200').default(
     'http://127.0.0.1:9200',
   ),
+  ELASTICSEARCH_INDEX_PREFIX: z
+    .string()
+    .regex(/^([a-z0-9][a-z0-9_-]{0,30}-)?$/, {
+      message: 'must be empty or lower-case letters, digits, _ or -, ending in - (like blue-)',
+    })
+    .default(''),
   ELASTICSEARCH_USERNAME: z.string().optional(),
   ELASTICSEARCH_PASSWORD: z.string().optional(),
   ELASTICSEARCH_API_KEY: z.string().optional(),

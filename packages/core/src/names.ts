@@ -34,11 +34,17 @@ export interface RefreshNames {
 
 /**
  * Names for `def` under `profile`. Staging names are all prefixed, so a staging run can never
- * touch production tables or aliases.
+ * touch production tables or aliases. `indexPrefix` (ELASTICSEARCH_INDEX_PREFIX) lets several
+ * deployments share one cluster.
  */
-export function refreshNames(def: MediaDefinition, profile: Profile, runId: string): RefreshNames {
+export function refreshNames(
+  def: MediaDefinition,
+  profile: Profile,
+  runId: string,
+  indexPrefix = '',
+): RefreshNames {
   const p = profile === 'staging' ? 'staging_' : '';
-  const ip = profile === 'staging' ? 'staging-' : '';
+  const ip = `${indexPrefix}${profile === 'staging' ? 'staging-' : ''}`;
   const base = `${ip}${def.name}`;
   return {
     table: `${p}${def.downstreamTable}`,

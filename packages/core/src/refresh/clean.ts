@@ -67,7 +67,7 @@ async function rejectRows(
 export async function cleanChunk(ctx: RefreshContext, data: ChunkJobData): Promise<CleanResult> {
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const table = ident(names.tempTable);
   const key = ident(def.key.column);
   const inRange = rangePredicate(def.key.type, `t.${key}`, data.range);

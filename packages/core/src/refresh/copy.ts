@@ -23,7 +23,7 @@ export interface CopyResult {
 export async function copyChunk(ctx: RefreshContext, data: ChunkJobData): Promise<CopyResult> {
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const key = ident(def.key.column);
   const cols = def.columns.map((c) => ident(c.name)).join(', ');
   const inRange = rangePredicate(def.key.type, `u.${key}`, data.range);

@@ -25,7 +25,7 @@ export class VerificationError extends UnrecoverableError {
  */
 export async function runFinalize(ctx: RefreshContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const indices = [names.index, names.filteredIndex];
   await ctx.es.indices.putSettings({
     index: indices.join(','),

@@ -55,7 +55,7 @@ export async function indexChunk(
 ): Promise<IndexResult> {
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const key = ident(def.key.column);
   const sql = `SELECT t.${key}::text AS id, ${documentExpression(def)} AS doc,
       ${sensitiveExpression(def, ctx.sensitiveTerms)} AS sensitive

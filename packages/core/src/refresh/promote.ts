@@ -73,7 +73,7 @@ async function swapAliases(ctx: RefreshContext, names: RefreshNames): Promise<st
  */
 export async function runPromote(ctx: RefreshContext, data: RunJobData): Promise<PromoteResult> {
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const marker = `freshet run ${data.runId}`;
   const temp = ident(names.tempTable);
 

@@ -40,7 +40,7 @@ async function indexCountsPerSource(
 /** The report: per-source counts before and after the refresh, stored with the run. */
 export async function runReport(ctx: RefreshContext, data: RunJobData): Promise<ReportResult> {
   const def = getMedia(ctx.media, data.media);
-  const names = refreshNames(def, data.profile, data.runId);
+  const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const run = await ctx.store.getRun(data.runId);
   const before = (run.counts as { before?: Record<string, number> } | null)?.before ?? {};
   const after = await countsPerSource(ctx, def, names.table);
