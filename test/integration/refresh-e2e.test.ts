@@ -27,7 +27,7 @@ describe('refresh of the Openverse sample, end to end', { timeout: 300_000 }, ()
       names[media] = refreshNames(
         getMedia(t.media, media),
         'production',
-        runs[media] as string,
+        runs[media],
         t.config.ELASTICSEARCH_INDEX_PREFIX,
       );
     }

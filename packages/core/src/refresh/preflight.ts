@@ -97,7 +97,12 @@ export async function runPreflight(
   data: RunJobData,
 ): Promise<PreflightResult> {
   const def = getMedia(ctx.media, data.media);
-  const names: RefreshNames = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
+  const names: RefreshNames = refreshNames(
+    def,
+    data.profile,
+    data.runId,
+    ctx.config.ELASTICSEARCH_INDEX_PREFIX,
+  );
   await ctx.es.cluster.health({ wait_for_status: 'yellow', timeout: '30s' });
 
   const before = await countsPerSource(ctx, def, names.table);
