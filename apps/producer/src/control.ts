@@ -1,4 +1,4 @@
-import { RunStore, UserError, type Pool, type Queues } from '@freshet/core';
+import { ConflictError, RunStore, type Pool, type Queues } from '@freshet/core';
 
 /** Dependencies of the run controls. */
 export interface ControlDeps {
@@ -14,7 +14,7 @@ export async function pauseRun(deps: ControlDeps, runId: string, actor: string):
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
   if (!['queued', 'running', 'blocked'].includes(run.status)) {
-    throw new UserError(
+    throw new ConflictError(
       `run ${runId} is ${run.status}; only a queued, running or blocked run can be paused`,
     );
   }
@@ -26,7 +26,7 @@ export async function pauseRun(deps: ControlDeps, runId: string, actor: string):
 export async function resumeRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
-  if (run.status !== 'paused') throw new UserError(`run ${runId} is ${run.status}, not paused`);
+  if (run.status !== 'paused') throw new ConflictError(`run ${runId} is ${run.status}, not paused`);
   await store.setStatus(runId, 'running');
   await store.audit(runId, actor, 'resume');
 }
@@ -36,7 +36,7 @@ export async function cancelRun(deps: ControlDeps, runId: string, actor: string)
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
   if (['succeeded', 'failed', 'cancelled'].includes(run.status)) {
-    throw new UserError(`run ${runId} is already ${run.status}`);
+    throw new ConflictError(`run ${runId} is already ${run.status}`);
   }
   await store.setStatus(runId, 'cancelled', `cancelled by ${actor}`);
   await store.audit(runId, actor, 'cancel');

@@ -1,6 +1,7 @@
 import { Job, type Queue } from 'bullmq';
 import {
   buildRefreshFlow,
+  ConflictError,
   ensureRunStore,
   getMedia,
   newRunId,
@@ -100,11 +101,11 @@ export async function retryRun(
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
   if (run.status === 'succeeded' || run.status === 'cancelled') {
-    throw new UserError(`run ${runId} is ${run.status}; there is nothing to retry`);
+    throw new ConflictError(`run ${runId} is ${run.status}; there is nothing to retry`);
   }
   const jobs = await failedJobsOfRun(deps.queues, runId);
   if (jobs.length === 0) {
-    throw new UserError(`run ${runId} has no failed job to retry (status ${run.status})`);
+    throw new ConflictError(`run ${runId} has no failed job to retry (status ${run.status})`);
   }
   for (const job of jobs) await job.retry('failed');
   await store.markRunning(runId);
