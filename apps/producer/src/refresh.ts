@@ -108,7 +108,7 @@ export async function retryRun(
     throw new ConflictError(`run ${runId} has no failed job to retry (status ${run.status})`);
   }
   for (const job of jobs) await job.retry('failed');
-  await store.markRunning(runId);
+  await store.markRunning(runId, true);
   await store.audit(runId, actor, 'retry', { jobs: jobs.map((j) => j.id) });
   return jobs.map((j) => j.id ?? '?');
 }

@@ -202,13 +202,16 @@ export class RunStore {
     );
   }
 
-  /** A queued or blocked run whose work (re)starts is running again. */
-  async markRunning(id: string): Promise<void> {
+  /**
+   * A queued run whose first job starts is running. With `fromBlocked` (an operator's retry), a
+   * blocked run runs again; other chunks still finishing never unblock it by themselves.
+   */
+  async markRunning(id: string, fromBlocked = false): Promise<void> {
     await this.db.query(
       `UPDATE freshet.runs SET status = 'running', error = NULL, updated_at = now(),
          started_at = coalesce(started_at, now())
-       WHERE id = $1 AND status IN ('queued', 'blocked')`,
-      [id],
+       WHERE id = $1 AND (status = 'queued' OR ($2 AND status = 'blocked'))`,
+      [id, fromBlocked],
     );
   }
 
@@ -216,8 +219,8 @@ export class RunStore {
   async enterStage(id: string, stage: StageName): Promise<void> {
     await this.db.query(
       `UPDATE freshet.runs SET stage = $2, updated_at = now(),
-         status = CASE WHEN status IN ('queued', 'blocked') THEN 'running' ELSE status END,
-         started_at = coalesce(started_at, now()), error = CASE WHEN status = 'blocked' THEN NULL ELSE error END
+         status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
+         started_at = coalesce(started_at, now())
        WHERE id = $1`,
       [id, stage],
     );

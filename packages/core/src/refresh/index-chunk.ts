@@ -96,9 +96,10 @@ export async function indexChunk(
       onDrop: (drop) => {
         failedCount++;
         if (failures.length < 10) {
+          const action = (drop.operation as { index?: { _index?: string; _id?: string } }).index;
           failures.push({
-            id: drop.document.id,
-            index: drop.document.index,
+            id: action?._id ?? '?',
+            index: action?._index ?? '?',
             status: drop.status,
             error: drop.error,
           });

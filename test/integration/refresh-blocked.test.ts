@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { QueueEvents } from 'bullmq';
+import {
+  CHUNK_QUEUE,
+  ConflictError,
+  createWorkerRedis,
+  ensureCatalogSchema,
+  getMedia,
+} from '@freshet/core';
+import { startWorker, type WorkerApp } from '@freshet/worker';
+import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
+
+/**
+ * A media type defined by the test alone (no code change): integer keys, its own mapping. One
+ * row breaks the mapping, so its chunk fails every attempt: the run must block, the live alias
+ * must keep serving the old index, and retrying that one job must finish the run.
+ */
+const dir = mkdtempSync(path.join(tmpdir(), 'freshet-clip-'));
+writeFileSync(
+  path.join(dir, 'clip.json'),
+  JSON.stringify({
+    settings: { index: { number_of_shards: 1 } },
+    mappings: {
+      dynamic: 'strict',
+      properties: {
+        id: { type: 'long' },
+        title: { type: 'text' },
+        provider: { type: 'keyword' },
+        license: { type: 'keyword' },
+        url: { type: 'keyword' },
+        score: { type: 'integer' },
+      },
+    },
+  }),
+);
+writeFileSync(
+  path.join(dir, 'media.json'),
+  JSON.stringify({
+    clip: {
+      upstreamTable: 'clip',
+      downstreamTable: 'clip',
+      key: { column: 'id', type: 'bigint' },
+      providerColumn: 'provider',
+      columns: [
+        { name: 'id', type: 'bigint', notNull: true },
+        { name: 'title', type: 'text' },
+        { name: 'provider', type: 'varchar(40)' },
+        { name: 'license', type: 'varchar(20)', notNull: true },
+        { name: 'url', type: 'varchar(500)', notNull: true },
+        { name: 'score', type: 'text' },
+      ],
+      cleaning: { urlColumns: ['url'], licenseColumn: 'license' },
+      document: {
+        mapping: 'clip.json',
+        fields: {
+          id: 'id',
+          title: 'title',
+          provider: 'provider',
+          license: 'license',
+          url: 'url',
+          score: 'score',
+        },
+        sensitiveFields: ['title'],
+      },
+      chunkSizeRows: 100,
+    },
+  }),
+);
+
+describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
+  let t: TestEnv;
+  let worker: WorkerApp;
+  let events: QueueEvents;
+  let eventsRedis: ReturnType<typeof createWorkerRedis>;
+  let firstRun: string;
+  let secondRun: string;
+  let exhaustedJob: string;
+  const alias = () => `${t.config.ELASTICSEARCH_INDEX_PREFIX}clip`;
+  const deps = () => ({ config: t.config, api: t.dbs.api, media: t.media, queues: t.queues });
+
+  before(async () => {
+    t = await createTestEnv({
+      FRESHET_MEDIA_FILE: path.join(dir, 'media.json'),
+      CHUNK_ATTEMPTS: '2',
+      CHUNK_BACKOFF_MS: '10',
+    });
+    await ensureCatalogSchema(t.dbs.catalog, getMedia(t.media, 'clip'));
+    // Sparse integer keys, 20 chunks of roughly 100 rows.
+    await t.dbs.catalog.query(
+      `INSERT INTO clip (id, title, provider, license, url, score)
+       SELECT i * 7, 'clip ' || i, 'p' || (i % 13), CASE WHEN i % 10 = 0 THEN 'BY' ELSE 'by' END,
+              'example.org/clip/' || i, (i % 100)::text
+         FROM generate_series(1, 2000) AS i`,
+    );
+    eventsRedis = createWorkerRedis(t.config);
+    events = new QueueEvents(CHUNK_QUEUE, {
+      connection: eventsRedis,
+      prefix: t.config.FRESHET_QUEUE_PREFIX,
+    });
+    await events.waitUntilReady();
+    worker = await startWorker(t.config, t.logger);
+    firstRun = await startRefresh(deps(), { media: 'clip' });
+    await t.waitForRunEnd(firstRun);
+
+    await t.dbs.catalog.query(`UPDATE clip SET score = 'not a number' WHERE id = 7 * 1234`);
+    const exhausted = new Promise<string>((resolve) =>
+      events.on('retries-exhausted', ({ jobId }) => resolve(jobId)),
+    );
+    secondRun = await startRefresh(deps(), { media: 'clip' });
+    exhaustedJob = await exhausted;
+  });
+
+  after(async () => {
+    await worker?.close();
+    await events?.close();
+    eventsRedis?.disconnect();
+    await t?.close();
+  });
+
+  it('a media type defined only in a definitions file refreshes', async () => {
+    const run = await t.store.getRun(firstRun);
+    assert.equal(run.status, 'succeeded', run.error ?? '');
+    assert.equal((await t.es.count({ index: alias() })).count, 2000);
+    const upper = await t.dbs.api.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM clip WHERE license <> 'by'`,
+    );
+    assert.equal(upper.rows[0]?.n, 0);
+  });
+
+  it('blocks the run at the failing chunk instead of counting it done', async () => {
+    const run = await t.store.getRun(secondRun);
+    assert.equal(run.status, 'blocked');
+    assert.match(run.error ?? '', /index failed all attempts/);
+    assert.match(exhaustedJob, /^\d{8}-\d{6}-[0-9a-f]{4}\.c\d+\.index$/);
+    const { rows } = await t.dbs.api.query<{ index_status: string }>(
+      `SELECT index_status FROM freshet.chunks WHERE run_id = $1 AND index_status = 'failed'`,
+      [secondRun],
+    );
+    assert.equal(rows.length, 1);
+  });
+
+  it('keeps the live alias on the previous index', async () => {
+    const holders = Object.keys(await t.es.indices.getAlias({ name: alias() }));
+    assert.deepEqual(holders, [`${alias()}-${firstRun}`]);
+    assert.equal((await t.es.count({ index: alias() })).count, 2000);
+  });
+
+  it('refuses a second refresh of the same media while the run is blocked', async () => {
+    await assert.rejects(startRefresh(deps(), { media: 'clip' }), (err: Error) => {
+      assert.ok(err instanceof ConflictError);
+      assert.match(err.message, new RegExp(`already blocked \\(run ${secondRun}\\)`));
+      return true;
+    });
+  });
+
+  it('retrying the one failed job finishes the run without redoing other chunks', async () => {
+    // The operator fixes the bad row where the index step reads it, then retries.
+    await t.dbs.api.query(`UPDATE temp_import_clip SET score = '34' WHERE id = 7 * 1234`);
+    const retried = await retryRun({ api: t.dbs.api, queues: t.queues }, secondRun);
+    assert.deepEqual(retried, [exhaustedJob]);
+    await t.waitForRunEnd(secondRun);
+    const run = await t.store.getRun(secondRun);
+    assert.equal(run.status, 'succeeded', run.error ?? '');
+    assert.deepEqual(Object.keys(await t.es.indices.getAlias({ name: alias() })), [
+      `${alias()}-${secondRun}`,
+    ]);
+    assert.equal((await t.es.count({ index: alias() })).count, 2000);
+
+    const { rows } = await t.dbs.api.query<{ job_id: string; n: number; failed: number }>(
+      `SELECT job_id, count(*)::int AS n, count(*) FILTER (WHERE status = 'failed')::int AS failed
+         FROM freshet.attempts WHERE run_id = $1 AND chunk IS NOT NULL GROUP BY job_id`,
+      [secondRun],
+    );
+    const again = rows.filter((r) => r.n !== 1);
+    assert.deepEqual(again, [{ job_id: exhaustedJob, n: 3, failed: 2 }]);
+  });
+});
