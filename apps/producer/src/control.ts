@@ -1,4 +1,12 @@
-import { ConflictError, RunStore, type Pool, type Queues } from '@freshet/core';
+import type { Job, Queue } from 'bullmq';
+import {
+  ConflictError,
+  publishControl,
+  RunStore,
+  type Pool,
+  type Queues,
+  type RunJobData,
+} from '@freshet/core';
 
 /** Dependencies of the run controls. */
 export interface ControlDeps {
@@ -6,14 +14,16 @@ export interface ControlDeps {
   readonly queues: Queues;
 }
 
+const controllable = ['queued', 'running', 'blocked'];
+
 /**
- * Pauses a run: no new chunk or stage of it starts; running ones finish. Resume continues.
- * (Implementation in progress: status only.)
+ * Pauses a run: from now on no job of it starts (workers check the run before every job and park
+ * the job instead); running jobs finish. Resume continues where it stopped.
  */
 export async function pauseRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
-  if (!['queued', 'running', 'blocked'].includes(run.status)) {
+  if (!controllable.includes(run.status)) {
     throw new ConflictError(
       `run ${runId} is ${run.status}; only a queued, running or blocked run can be paused`,
     );
@@ -22,16 +32,44 @@ export async function pauseRun(deps: ControlDeps, runId: string, actor: string):
   await store.audit(runId, actor, 'pause');
 }
 
-/** Resumes a paused run where it stopped. */
-export async function resumeRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
+/** Delayed (parked) jobs of a run, across the run's queues. */
+async function parkedJobs(queue: Queue, runId: string): Promise<Job[]> {
+  const page = 1000;
+  const found: Job[] = [];
+  const total = await queue.getDelayedCount();
+  for (let start = 0; start < total; start += page) {
+    const jobs = await queue.getDelayed(start, start + page - 1);
+    for (const job of jobs)
+      if ((job.data as RunJobData | undefined)?.runId === runId) found.push(job);
+  }
+  return found;
+}
+
+/**
+ * Resumes a paused run where it stopped: it is running again and the jobs parked while it was
+ * paused go back to their queues at once.
+ */
+export async function resumeRun(deps: ControlDeps, runId: string, actor: string): Promise<number> {
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
   if (run.status !== 'paused') throw new ConflictError(`run ${runId} is ${run.status}, not paused`);
-  await store.setStatus(runId, 'running');
-  await store.audit(runId, actor, 'resume');
+  await store.setStatus(runId, run.started_at ? 'running' : 'queued');
+  let promoted = 0;
+  for (const queue of deps.queues.all()) {
+    for (const job of await parkedJobs(queue, runId)) {
+      // A job delayed for a retry backoff is promoted too: resuming should not wait.
+      await job.promote().catch(() => undefined);
+      promoted++;
+    }
+  }
+  await store.audit(runId, actor, 'resume', { promoted });
+  return promoted;
 }
 
-/** Cancels a run: its running work is stopped at the source in every worker process. */
+/**
+ * Cancels a run: no job of it starts again, and every worker process aborts the run's running
+ * jobs, cancelling their queries at the server.
+ */
 export async function cancelRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
@@ -39,5 +77,6 @@ export async function cancelRun(deps: ControlDeps, runId: string, actor: string)
     throw new ConflictError(`run ${runId} is already ${run.status}`);
   }
   await store.setStatus(runId, 'cancelled', `cancelled by ${actor}`);
+  await publishControl(deps.queues.redis, deps.queues.prefix, { type: 'cancel', runId });
   await store.audit(runId, actor, 'cancel');
 }

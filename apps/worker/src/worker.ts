@@ -3,13 +3,16 @@ import {
   CHUNK_QUEUE,
   createWorkerRedis,
   ensureRunStore,
+  RunCancelledError,
   STAGE_QUEUE,
+  subscribeControl,
   type Config,
   type Logger,
 } from '@freshet/core';
 import { createRefreshContext } from './context.js';
 import { createChunkProcessor } from './processors/chunk.js';
 import { createStageProcessor } from './processors/stage.js';
+import { ActiveJobs } from './processors/track.js';
 
 export interface WorkerApp {
   close(): Promise<void>;
@@ -28,12 +31,20 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   const flow = new FlowProducer({ connection, prefix });
   flow.on('error', (err) => log.error({ err }, 'flow producer error'));
 
-  const stageWorker = new Worker(STAGE_QUEUE, createStageProcessor(ctx, flow), {
+  // Cancel reaches every worker process: BullMQ can only abort a job in the process running it.
+  const active = new ActiveJobs();
+  const subscriber = createWorkerRedis(config);
+  await subscribeControl(subscriber, prefix, ({ runId }) => {
+    const n = active.cancelRun(runId, new RunCancelledError(`run ${runId} was cancelled`));
+    log.info({ runId, jobs: n }, 'run cancelled: running jobs aborted');
+  });
+
+  const stageWorker = new Worker(STAGE_QUEUE, createStageProcessor(ctx, flow, active), {
     connection,
     prefix,
     concurrency: config.STAGE_CONCURRENCY,
   });
-  const chunkWorker = new Worker(CHUNK_QUEUE, createChunkProcessor(ctx), {
+  const chunkWorker = new Worker(CHUNK_QUEUE, createChunkProcessor(ctx, active), {
     connection,
     prefix,
     concurrency: config.WORKER_CONCURRENCY,
@@ -58,6 +69,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
         () => chunkWorker.close(),
         () => stageWorker.close(),
         () => flow.close(),
+        () => subscriber.quit(),
         () => connection.quit(),
         () => ctx.close(),
       ]) {

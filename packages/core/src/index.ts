@@ -24,3 +24,5 @@ export * from './refresh/promote.js';
 export * from './refresh/report.js';
 export * from './lifecycle.js';
 export * from './seed/index.js';
+export * from './job-scope.js';
+export * from './control-bus.js';

@@ -1,4 +1,5 @@
-import { FlowProducer, Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { KeyRange } from './chunks.js';
 import type { Profile } from './names.js';
@@ -89,11 +90,13 @@ export interface Queues {
   readonly chunk: Queue;
   readonly flow: FlowProducer;
   readonly prefix: string;
+  /** The connection the queues share (also used to publish control messages). */
+  readonly redis: Redis;
   all(): Queue[];
   close(): Promise<void>;
 }
 
-export function createQueues(config: Config, connection: ConnectionOptions): Queues {
+export function createQueues(config: Config, connection: Redis): Queues {
   const prefix = config.FRESHET_QUEUE_PREFIX;
   const stage = new Queue(STAGE_QUEUE, { connection, prefix });
   const chunk = new Queue(CHUNK_QUEUE, { connection, prefix });
@@ -107,6 +110,7 @@ export function createQueues(config: Config, connection: ConnectionOptions): Que
     chunk,
     flow,
     prefix,
+    redis: connection,
     all: () => [stage, chunk],
     async close() {
       await Promise.allSettled([stage.close(), chunk.close(), flow.close()]);

@@ -203,6 +203,23 @@ export class RunStore {
   }
 
   /**
+   * The gate every job passes before it starts: a queued run becomes running; returns the
+   * run's status so the caller can hold (paused) or drop (cancelled) the job.
+   */
+  async gate(id: string): Promise<RunStatus> {
+    const { rows } = await this.db.query<{ status: RunStatus }>(
+      `WITH u AS (
+         UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+          WHERE id = $1 AND status = 'queued' RETURNING status)
+       SELECT coalesce((SELECT status FROM u), (SELECT status FROM freshet.runs WHERE id = $1)) AS status`,
+      [id],
+    );
+    const status = rows[0]?.status;
+    if (!status) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
+    return status;
+  }
+
+  /**
    * A queued run whose first job starts is running. With `fromBlocked` (an operator's retry), a
    * blocked run runs again; other chunks still finishing never unblock it by themselves.
    */

@@ -7,43 +7,44 @@ import {
   type ChunkJobData,
   type RefreshContext,
 } from '@freshet/core';
-import { tracked } from './track.js';
+import { tracked, type ActiveJobs } from './track.js';
 
 /** Processes one step (copy, clean or index) of one chunk. */
-export function createChunkProcessor(ctx: RefreshContext) {
-  return async (
-    job: Job<ChunkJobData>,
-    _token?: string,
-    signal?: AbortSignal,
-  ): Promise<unknown> => {
+export function createChunkProcessor(ctx: RefreshContext, active: ActiveJobs) {
+  return async (job: Job<ChunkJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const { runId, chunk } = job.data;
     const step = job.name as 'copy' | 'clean' | 'index';
-    await ctx.store.markRunning(runId);
-    await ctx.store.setChunkStep(runId, chunk, step, 'running');
     const result = await tracked(
       ctx,
+      active,
       job,
-      step,
-      chunk,
-      async () => {
+      token,
+      signal,
+      {
+        step,
+        chunk,
+        deadlineMs: ctx.config.CHUNK_DEADLINE_MS,
+        onFinalFailure: async (err) => {
+          await ctx.store.setChunkStep(runId, chunk, step, 'failed', { error: err.message });
+          await ctx.store.setStatus(
+            runId,
+            'blocked',
+            `chunk ${chunk} ${step} failed all attempts: ${err.message}`,
+          );
+        },
+      },
+      async (jobCtx) => {
+        await ctx.store.setChunkStep(runId, chunk, step, 'running');
         switch (step) {
           case ChunkJob.copy:
-            return copyChunk(ctx, job.data);
+            return copyChunk(jobCtx, job.data);
           case ChunkJob.clean:
-            return cleanChunk(ctx, job.data);
+            return cleanChunk(jobCtx, job.data);
           case ChunkJob.index:
-            return indexChunk(ctx, job.data, signal);
+            return indexChunk(jobCtx, job.data);
           default:
             throw new Error(`unknown chunk job ${String(step)}`);
         }
-      },
-      async (err) => {
-        await ctx.store.setChunkStep(runId, chunk, step, 'failed', { error: err.message });
-        await ctx.store.setStatus(
-          runId,
-          'blocked',
-          `chunk ${chunk} ${step} failed all attempts: ${err.message}`,
-        );
       },
     );
     await ctx.store.setChunkStep(

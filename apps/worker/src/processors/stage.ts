@@ -7,37 +7,19 @@ import {
   runReport,
   StageJob,
   type FanoutJobData,
+  type JobContext,
   type RefreshContext,
   type RunJobData,
   type StageName,
 } from '@freshet/core';
-import { tracked } from './track.js';
-
-async function runStage<T>(
-  ctx: RefreshContext,
-  job: Job<RunJobData>,
-  stage: StageName,
-  fn: () => Promise<T>,
-): Promise<T> {
-  await ctx.store.enterStage(job.data.runId, stage);
-  const result = await tracked(ctx, job, stage, null, fn, async (err) => {
-    await ctx.store.finishStage(job.data.runId, stage, 'failed', null, err.message);
-    await ctx.store.setStatus(
-      job.data.runId,
-      err.name === 'VerificationError' ? 'failed' : 'blocked',
-      `${stage} failed: ${err.message}`,
-    );
-  });
-  await ctx.store.finishStage(job.data.runId, stage, 'done', result);
-  return result;
-}
+import { tracked, type ActiveJobs } from './track.js';
 
 /**
  * The index stage job: adds the chunk chains as its children in batches (checkpointed in the
  * job's data, so a retry adds only the rest), then waits for all of them.
  */
 async function fanOut(
-  ctx: RefreshContext,
+  ctx: JobContext,
   flow: FlowProducer,
   job: Job<FanoutJobData>,
   token: string,
@@ -51,6 +33,7 @@ async function fanOut(
       await ctx.store.enterStage(runId, stage);
   }
   while (added < total) {
+    ctx.scope.check();
     const ranges = await ctx.store.getChunkRanges(runId, added, ctx.config.FANOUT_BATCH_SIZE);
     await flow.addBulk(
       ranges.map((range, i) => buildChunkFlow(ctx.config, job.data, added + i, range, job)),
@@ -66,35 +49,57 @@ async function fanOut(
   return progress;
 }
 
+const stageOfJob: Record<string, StageName> = {
+  [StageJob.preflight]: 'preflight',
+  [StageJob.index]: 'index',
+  [StageJob.finalize]: 'finalize',
+  [StageJob.promote]: 'promote',
+  [StageJob.report]: 'report',
+};
+
 /** Processes stage jobs: preflight, the index fan-out, finalize, promote and report. */
-export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer) {
-  return async (job: Job<RunJobData>, token?: string): Promise<unknown> => {
+export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, active: ActiveJobs) {
+  return async (job: Job<RunJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const { runId } = job.data;
-    switch (job.name) {
-      case StageJob.preflight:
-        return runStage(ctx, job, 'preflight', () => runPreflight(ctx, job.data));
-      case StageJob.index:
-        return tracked(
-          ctx,
-          job,
-          'index',
-          null,
-          () => fanOut(ctx, flow, job as Job<FanoutJobData>, token ?? ''),
-          async (err) => {
-            await ctx.store.setStatus(runId, 'blocked', `index fan-out failed: ${err.message}`);
-          },
-        );
-      case StageJob.finalize:
-        return runStage(ctx, job, 'finalize', () => runFinalize(ctx, job.data));
-      case StageJob.promote:
-        return runStage(ctx, job, 'promote', () => runPromote(ctx, job.data));
-      case StageJob.report: {
-        const result = await runStage(ctx, job, 'report', () => runReport(ctx, job.data));
-        await ctx.store.setStatus(runId, 'succeeded');
-        return result;
-      }
-      default:
-        throw new Error(`unknown stage job ${job.name}`);
-    }
+    const stage = stageOfJob[job.name];
+    if (!stage) throw new Error(`unknown stage job ${job.name}`);
+    const isFanout = job.name === StageJob.index;
+    const result = await tracked(
+      ctx,
+      active,
+      job,
+      token,
+      signal,
+      {
+        step: stage,
+        chunk: null,
+        deadlineMs: ctx.config.STAGE_DEADLINE_MS,
+        onFinalFailure: async (err) => {
+          if (!isFanout) await ctx.store.finishStage(runId, stage, 'failed', null, err.message);
+          await ctx.store.setStatus(
+            runId,
+            err.name === 'VerificationError' ? 'failed' : 'blocked',
+            `${stage} failed: ${err.message}`,
+          );
+        },
+      },
+      async (jobCtx) => {
+        if (isFanout) return fanOut(jobCtx, flow, job as Job<FanoutJobData>, token ?? '');
+        await ctx.store.enterStage(runId, stage);
+        switch (job.name) {
+          case StageJob.preflight:
+            return runPreflight(jobCtx, job.data);
+          case StageJob.finalize:
+            return runFinalize(jobCtx, job.data);
+          case StageJob.promote:
+            return runPromote(jobCtx, job.data);
+          default:
+            return runReport(jobCtx, job.data);
+        }
+      },
+    );
+    if (!isFanout) await ctx.store.finishStage(runId, stage, 'done', result);
+    if (job.name === StageJob.report) await ctx.store.setStatus(runId, 'succeeded');
+    return result;
   };
 }

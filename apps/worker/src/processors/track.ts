@@ -1,42 +1,131 @@
 import { hostname } from 'node:os';
-import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
-import type { RefreshContext, RunJobData } from '@freshet/core';
+import { DelayedError, UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
+import {
+  DeadlineError,
+  JobScope,
+  jobTag,
+  RunCancelledError,
+  stopTaggedBackends,
+  type JobContext,
+  type RefreshContext,
+  type RunJobData,
+} from '@freshet/core';
 
 /** This worker process, as recorded with each attempt. */
 export const workerName = `${hostname()}:${process.pid}`;
+
+/** How long a job of a paused run is parked; resume promotes it at once. */
+export const PARK_MS = 3600_000;
 
 /** True when this attempt is the job's last: afterwards the run is blocked, not retried. */
 export function isFinalAttempt(job: Job, err: unknown): boolean {
   return err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
 
+/** Jobs running in this process, by job id, so a cancel message can abort a run's work. */
+export class ActiveJobs {
+  private readonly jobs = new Map<string, { runId: string; controller: AbortController }>();
+
+  add(jobId: string, runId: string, controller: AbortController): void {
+    this.jobs.set(jobId, { runId, controller });
+  }
+
+  delete(jobId: string): void {
+    this.jobs.delete(jobId);
+  }
+
+  /** Aborts every job of `runId` running here; returns how many. */
+  cancelRun(runId: string, reason: Error): number {
+    let n = 0;
+    for (const { runId: r, controller } of this.jobs.values()) {
+      if (r === runId && !controller.signal.aborted) {
+        controller.abort(reason);
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+export interface TrackOptions {
+  readonly step: string;
+  readonly chunk: number | null;
+  readonly deadlineMs: number;
+  /** Called once when the job has no attempts left (the run is blocked or failed). */
+  readonly onFinalFailure: (err: Error) => Promise<void>;
+}
+
 /**
- * Runs one attempt of a job and records it in the run store (start, end, result or error,
- * log lines), so history survives worker exit and Redis cleanup.
+ * Runs one attempt of a job:
+ * - the gate: a paused run's job is parked (delayed) and starts nothing; a cancelled run's job ends;
+ * - leftovers of an earlier attempt (a killed worker's queries) are stopped before starting;
+ * - the attempt gets a deadline and a cancellable scope: past the deadline, or on cancel, its
+ *   queries are cancelled at the server and the error is thrown only once they are gone, so a
+ *   retry never overlaps them;
+ * - the attempt, its result or error, and log lines are recorded in the run store.
  */
 export async function tracked<T>(
   ctx: RefreshContext,
+  active: ActiveJobs,
   job: Job<RunJobData>,
-  step: string,
-  chunk: number | null,
-  fn: () => Promise<T>,
-  onFinalFailure: (err: Error) => Promise<void>,
+  token: string | undefined,
+  bullSignal: AbortSignal | undefined,
+  options: TrackOptions,
+  fn: (jobCtx: JobContext) => Promise<T>,
 ): Promise<T> {
   const { runId } = job.data;
   const jobId = job.id ?? '?';
+  const status = await ctx.store.gate(runId);
+  if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
+  if (status === 'paused') {
+    await job.moveToDelayed(Date.now() + PARK_MS, token);
+    throw new DelayedError();
+  }
+  const tag = jobTag(jobId);
+  if (job.attemptsStarted > 1) {
+    // A previous attempt may have died with queries still running: they must be gone first.
+    await Promise.all(
+      [ctx.config.CATALOG_DATABASE_URL, ctx.config.API_DATABASE_URL].map((url) =>
+        stopTaggedBackends(url, tag),
+      ),
+    );
+  }
+
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new DeadlineError(`${options.step} passed its deadline of ${options.deadlineMs} ms`),
+      ),
+    options.deadlineMs,
+  );
+  const onBullAbort = () => controller.abort(new RunCancelledError('job cancelled'));
+  bullSignal?.addEventListener('abort', onBullAbort, { once: true });
+  active.add(jobId, runId, controller);
+  const scope = new JobScope(tag, controller.signal);
+
   const attemptId = await ctx.store.startAttempt({
     runId,
     jobId,
-    step,
-    chunk,
+    step: options.step,
+    chunk: options.chunk,
     attempt: job.attemptsMade + 1,
     worker: workerName,
   });
-  const log = ctx.logger.child({ runId, jobId, step, chunk });
+  const log = ctx.logger.child({ runId, jobId, step: options.step, chunk: options.chunk });
   try {
-    const result = await fn();
+    let result: T;
+    try {
+      result = await fn({ ...ctx, scope });
+    } catch (err) {
+      // Prefer the abort reason (deadline or cancel) over the query error it caused.
+      throw controller.signal.aborted ? (controller.signal.reason as Error) : err;
+    } finally {
+      clearTimeout(timer);
+      await scope.settle();
+    }
+    scope.check();
     await ctx.store.finishAttempt(attemptId, 'done', result, null);
-    log.debug({ result }, 'job done');
     return result;
   } catch (err) {
     if (err instanceof WaitingChildrenError) {
@@ -45,21 +134,24 @@ export async function tracked<T>(
     }
     const e = err as Error;
     const final = isFinalAttempt(job, e);
-    await ctx.store.finishAttempt(attemptId, 'failed', null, e.message);
+    await ctx.store.finishAttempt(attemptId, 'failed', null, `${e.name}: ${e.message}`);
     await ctx.store.log(
       runId,
       jobId,
       final ? 'error' : 'warn',
       final ? 'attempt failed, no attempts left' : 'attempt failed, will retry',
       {
-        step,
-        chunk,
+        step: options.step,
+        chunk: options.chunk,
         attempt: job.attemptsMade + 1,
-        error: e.message,
+        error: `${e.name}: ${e.message}`,
       },
     );
-    log.warn({ err: e, final }, 'job attempt failed');
-    if (final) await onFinalFailure(e);
+    log.warn({ error: e.message, errorName: e.name, final }, 'job attempt failed');
+    if (final && !(e instanceof RunCancelledError)) await options.onFinalFailure(e);
     throw err;
+  } finally {
+    bullSignal?.removeEventListener('abort', onBullAbort);
+    active.delete(jobId);
   }
 }

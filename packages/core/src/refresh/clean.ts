@@ -1,11 +1,10 @@
 import type pg from 'pg';
 import { rangePredicate } from '../chunks.js';
-import { withTransaction } from '../db.js';
 import { getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 
 export interface CleanResult {
   /** Rows left in the range after cleaning. */
@@ -64,7 +63,7 @@ async function rejectRows(
  * schemes, drops low-accuracy, denylisted and malformed tags, normalises licenses, and removes
  * rows that cannot be served (counted per reason). Every rule is idempotent, so a retry is safe.
  */
-export async function cleanChunk(ctx: RefreshContext, data: ChunkJobData): Promise<CleanResult> {
+export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<CleanResult> {
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
@@ -86,7 +85,7 @@ export async function cleanChunk(ctx: RefreshContext, data: ChunkJobData): Promi
       : r;
   };
 
-  const rows = await withTransaction(ctx.dbs.api, async (client) => {
+  const rows = await ctx.scope.transaction(ctx.dbs.api, async (client) => {
     for (const column of def.cleaning.urlColumns) {
       const col = `t.${ident(column)}`;
       const fixed = await client.query(

@@ -1,6 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { Config } from '../config.js';
 import type { Databases } from '../db.js';
+import type { JobScope } from '../job-scope.js';
 import type { Logger } from '../logger.js';
 import type { MediaCatalog } from '../media.js';
 import type { RunStore } from '../run-store.js';
@@ -14,4 +15,9 @@ export interface RefreshContext {
   readonly store: RunStore;
   readonly sensitiveTerms: readonly string[];
   readonly logger: Logger;
+}
+
+/** A refresh context bound to one job attempt: its connections are tagged and cancellable. */
+export interface JobContext extends RefreshContext {
+  readonly scope: JobScope;
 }

@@ -5,7 +5,7 @@ import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
 import { ident } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 
 export interface CopyResult {
   /** Rows written to the temp table. */
@@ -20,7 +20,7 @@ export interface CopyResult {
  * COPY from one database into the other. The range is replaced in one transaction: a retried
  * chunk deletes what an earlier attempt wrote, so rows are never doubled.
  */
-export async function copyChunk(ctx: RefreshContext, data: ChunkJobData): Promise<CopyResult> {
+export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<CopyResult> {
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
@@ -36,8 +36,8 @@ export async function copyChunk(ctx: RefreshContext, data: ChunkJobData): Promis
     : 'FALSE';
   const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
 
-  const source = await ctx.dbs.catalog.connect();
-  const target = await ctx.dbs.api.connect();
+  const source = await ctx.scope.connect(ctx.dbs.catalog);
+  const target = await ctx.scope.connect(ctx.dbs.api);
   try {
     // One snapshot for the copy and the skipped counts, so they add up.
     await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -69,7 +69,7 @@ export async function copyChunk(ctx: RefreshContext, data: ChunkJobData): Promis
     await source.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    source.release();
-    target.release();
+    ctx.scope.release(source);
+    ctx.scope.release(target);
   }
 }

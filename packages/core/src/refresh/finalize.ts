@@ -3,7 +3,7 @@ import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 import { sensitiveExpression } from './sql.js';
 
 export interface FinalizeResult {
@@ -23,7 +23,7 @@ export class VerificationError extends UnrecoverableError {
  * documents == temp table rows, filtered documents == rows without sensitive terms, and no key
  * twice in the table. Any mismatch fails the run before promotion.
  */
-export async function runFinalize(ctx: RefreshContext, data: RunJobData): Promise<FinalizeResult> {
+export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const indices = [names.index, names.filteredIndex];
@@ -42,7 +42,8 @@ export async function runFinalize(ctx: RefreshContext, data: RunJobData): Promis
   });
 
   const key = ident(def.key.column);
-  const { rows } = await ctx.dbs.api.query<{ n: number; distinct_keys: number; filtered: number }>(
+  const { rows } = await ctx.scope.query<{ n: number; distinct_keys: number; filtered: number }>(
+    ctx.dbs.api,
     `SELECT count(*)::bigint AS n, count(DISTINCT t.${key})::bigint AS distinct_keys,
             count(*) FILTER (WHERE NOT ${sensitiveExpression(def, ctx.sensitiveTerms)})::bigint AS filtered
        FROM ${ident(names.tempTable)} AS t`,

@@ -4,7 +4,7 @@ import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
 import { ident } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 import { documentExpression, sensitiveExpression } from './sql.js';
 
 export interface IndexResult {
@@ -48,11 +48,8 @@ interface BulkItem {
  * by PostgreSQL), and bulk-indexes them into the new index, and the non-sensitive ones into the
  * filtered index too, with `_id` = the row key so a retried chunk overwrites rather than doubles.
  */
-export async function indexChunk(
-  ctx: RefreshContext,
-  data: ChunkJobData,
-  signal?: AbortSignal,
-): Promise<IndexResult> {
+export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<IndexResult> {
+  const signal = ctx.scope.signal;
   const started = Date.now();
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
@@ -61,7 +58,7 @@ export async function indexChunk(
       ${sensitiveExpression(def, ctx.sensitiveTerms)} AS sensitive
     FROM ${ident(names.tempTable)} AS t WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}`;
 
-  const client = await ctx.dbs.api.connect();
+  const client = await ctx.scope.connect(ctx.dbs.api);
   let rows = 0;
   let filtered = 0;
   let items = 0;
@@ -114,15 +111,14 @@ export async function indexChunk(
     const onAbort = (): void => {
       void bulk.abort();
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     let stats;
     try {
       stats = await bulk;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
     }
-    if (signal?.aborted)
-      throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
     if (failedCount > 0) throw new BulkIndexError(failedCount, failures);
     if (stats.successful !== items) {
       throw new Error(
@@ -130,7 +126,7 @@ export async function indexChunk(
       );
     }
   } finally {
-    client.release();
+    ctx.scope.release(client);
   }
   return { rows, filtered, ms: Date.now() - started };
 }

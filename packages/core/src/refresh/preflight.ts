@@ -3,7 +3,7 @@ import { columnDefinitions, getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 
 export interface PreflightResult {
   readonly chunkCount: number;
@@ -13,14 +13,16 @@ export interface PreflightResult {
 }
 
 /** Rows of `table` (exact below 10M rows, the planner's estimate above: counting 700M rows takes minutes). */
-async function estimateRows(ctx: RefreshContext, table: string): Promise<number> {
-  const { rows } = await ctx.dbs.catalog.query<{ n: number }>(
+async function estimateRows(ctx: JobContext, table: string): Promise<number> {
+  const { rows } = await ctx.scope.query<{ n: number }>(
+    ctx.dbs.catalog,
     `SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`,
     [table],
   );
   const estimate = Number(rows[0]?.n ?? -1);
   if (estimate >= 10_000_000) return estimate;
-  const exact = await ctx.dbs.catalog.query<{ n: number }>(
+  const exact = await ctx.scope.query<{ n: number }>(
+    ctx.dbs.catalog,
     `SELECT count(*)::bigint AS n FROM ${ident(table)}`,
   );
   return Number(exact.rows[0]?.n ?? 0);
@@ -28,7 +30,7 @@ async function estimateRows(ctx: RefreshContext, table: string): Promise<number>
 
 /** Plans the chunk ranges of `def`'s upstream table. */
 export async function planRanges(
-  ctx: RefreshContext,
+  ctx: JobContext,
   def: MediaDefinition,
   chunkSizeRows: number,
 ): Promise<{ ranges: KeyRange[]; upstreamRows: number }> {
@@ -36,7 +38,8 @@ export async function planRanges(
   const count = chunkCount(upstreamRows, chunkSizeRows);
   if (def.key.type === 'uuid') return { ranges: planUuidChunks(count), upstreamRows };
   const key = ident(def.key.column);
-  const { rows } = await ctx.dbs.catalog.query<{ min: string | null; max: string | null }>(
+  const { rows } = await ctx.scope.query<{ min: string | null; max: string | null }>(
+    ctx.dbs.catalog,
     `SELECT min(${key})::text AS min, max(${key})::text AS max FROM ${ident(def.upstreamTable)}`,
   );
   const min = rows[0]?.min;
@@ -47,17 +50,19 @@ export async function planRanges(
 
 /** Per-source row counts of a table in the API database (empty if the table does not exist). */
 export async function countsPerSource(
-  ctx: RefreshContext,
+  ctx: JobContext,
   def: MediaDefinition,
   table: string,
 ): Promise<Record<string, number>> {
-  const { rows: exists } = await ctx.dbs.api.query<{ t: string | null }>(
+  const { rows: exists } = await ctx.scope.query<{ t: string | null }>(
+    ctx.dbs.api,
     'SELECT to_regclass($1)::text AS t',
     [table],
   );
   if (!exists[0]?.t) return {};
   const provider = ident(def.providerColumn);
-  const { rows } = await ctx.dbs.api.query<{ source: string | null; n: number }>(
+  const { rows } = await ctx.scope.query<{ source: string | null; n: number }>(
+    ctx.dbs.api,
     `SELECT ${provider} AS source, count(*)::bigint AS n FROM ${ident(table)} GROUP BY 1 ORDER BY 1`,
   );
   return Object.fromEntries(rows.map((r) => [r.source ?? '(none)', Number(r.n)]));
@@ -73,11 +78,7 @@ export function buildIndexBody(def: MediaDefinition): Record<string, unknown> {
   return { ...body, settings };
 }
 
-async function ensureIndex(
-  ctx: RefreshContext,
-  index: string,
-  def: MediaDefinition,
-): Promise<void> {
+async function ensureIndex(ctx: JobContext, index: string, def: MediaDefinition): Promise<void> {
   const exists = await ctx.es.indices.exists({ index });
   if (exists) return;
   try {
@@ -92,10 +93,7 @@ async function ensureIndex(
  * Preflight: checks the cluster, records the per-source counts before the refresh, creates the
  * temp table and the two new indices, and plans the chunks. Safe to retry.
  */
-export async function runPreflight(
-  ctx: RefreshContext,
-  data: RunJobData,
-): Promise<PreflightResult> {
+export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<PreflightResult> {
   const def = getMedia(ctx.media, data.media);
   const names: RefreshNames = refreshNames(
     def,
@@ -109,9 +107,12 @@ export async function runPreflight(
   await ctx.store.mergeCounts(data.runId, { before });
 
   const temp = ident(names.tempTable);
-  await ctx.dbs.api.query(`DROP TABLE IF EXISTS ${temp}`);
-  await ctx.dbs.api.query(`CREATE TABLE ${temp} (\n  ${columnDefinitions(def)}\n)`);
-  await ctx.dbs.api.query(`COMMENT ON TABLE ${temp} IS ${literal(`freshet run ${data.runId}`)}`);
+  await ctx.scope.query(ctx.dbs.api, `DROP TABLE IF EXISTS ${temp}`);
+  await ctx.scope.query(ctx.dbs.api, `CREATE TABLE ${temp} (\n  ${columnDefinitions(def)}\n)`);
+  await ctx.scope.query(
+    ctx.dbs.api,
+    `COMMENT ON TABLE ${temp} IS ${literal(`freshet run ${data.runId}`)}`,
+  );
 
   await ensureIndex(ctx, names.index, def);
   await ensureIndex(ctx, names.filteredIndex, def);

@@ -3,7 +3,7 @@ import { getMedia } from '../media.js';
 import { refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 
 export interface PromoteResult {
   /** Indices that served the aliases before (kept for rollback). */
@@ -27,8 +27,9 @@ function indexName(
   return `${table.slice(0, 40)}_${hash}_${unique ? 'key' : 'idx'}`;
 }
 
-async function tableComment(ctx: RefreshContext, table: string): Promise<string | null> {
-  const { rows } = await ctx.dbs.api.query<{ c: string | null }>(
+async function tableComment(ctx: JobContext, table: string): Promise<string | null> {
+  const { rows } = await ctx.scope.query<{ c: string | null }>(
+    ctx.dbs.api,
     'SELECT obj_description(to_regclass($1), $2) AS c',
     [table, 'pg_class'],
   );
@@ -36,7 +37,7 @@ async function tableComment(ctx: RefreshContext, table: string): Promise<string 
 }
 
 /** Indices currently holding `alias`. */
-async function aliasHolders(ctx: RefreshContext, alias: string): Promise<string[]> {
+async function aliasHolders(ctx: JobContext, alias: string): Promise<string[]> {
   const exists = await ctx.es.indices.existsAlias({ name: alias });
   if (!exists) return [];
   return Object.keys(await ctx.es.indices.getAlias({ name: alias }));
@@ -46,7 +47,7 @@ async function aliasHolders(ctx: RefreshContext, alias: string): Promise<string[
  * Moves both aliases to the new indices in ONE `_aliases` request, so search never sees the main
  * and filtered aliases on different builds.
  */
-async function swapAliases(ctx: RefreshContext, names: RefreshNames): Promise<string[]> {
+async function swapAliases(ctx: JobContext, names: RefreshNames): Promise<string[]> {
   const pairs: [string, string][] = [
     [names.alias, names.index],
     [names.filteredAlias, names.filteredIndex],
@@ -71,7 +72,7 @@ async function swapAliases(ctx: RefreshContext, names: RefreshNames): Promise<st
  * transaction, moves both aliases at once, keeps the previous indices for rollback and deletes
  * older ones. A retry after a partial promotion picks up where it stopped.
  */
-export async function runPromote(ctx: RefreshContext, data: RunJobData): Promise<PromoteResult> {
+export async function runPromote(ctx: JobContext, data: RunJobData): Promise<PromoteResult> {
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const marker = `freshet run ${data.runId}`;
@@ -85,13 +86,14 @@ export async function runPromote(ctx: RefreshContext, data: RunJobData): Promise
       ...def.indexes.map((columns) => ({ columns, unique: false })),
     ];
     for (const { columns, unique } of wanted) {
-      await ctx.dbs.api.query(
+      await ctx.scope.query(
+        ctx.dbs.api,
         `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(indexName(names.table, data.runId, columns, unique))}
            ON ${temp} (${columns.map((c) => ident(c)).join(', ')})`,
       );
     }
-    await ctx.dbs.api.query(`ANALYZE ${temp}`);
-    const client = await ctx.dbs.api.connect();
+    await ctx.scope.query(ctx.dbs.api, `ANALYZE ${temp}`);
+    const client = await ctx.scope.connect(ctx.dbs.api);
     try {
       await client.query('BEGIN');
       await client.query(`DROP TABLE IF EXISTS ${ident(names.oldTable)}`);
@@ -106,7 +108,7 @@ export async function runPromote(ctx: RefreshContext, data: RunJobData): Promise
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      ctx.scope.release(client);
     }
   } else if ((await tableComment(ctx, names.table)) !== marker) {
     throw new Error(

@@ -1,7 +1,7 @@
 import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
-import type { RefreshContext } from './context.js';
+import type { JobContext } from './context.js';
 import { countsPerSource } from './preflight.js';
 
 export interface SourceChange {
@@ -21,7 +21,7 @@ export interface ReportResult {
 
 /** Per-source counts of the live index, every source (the terms size covers them all). */
 async function indexCountsPerSource(
-  ctx: RefreshContext,
+  ctx: JobContext,
   alias: string,
   field: string,
   sources: number,
@@ -38,7 +38,7 @@ async function indexCountsPerSource(
 }
 
 /** The report: per-source counts before and after the refresh, stored with the run. */
-export async function runReport(ctx: RefreshContext, data: RunJobData): Promise<ReportResult> {
+export async function runReport(ctx: JobContext, data: RunJobData): Promise<ReportResult> {
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const run = await ctx.store.getRun(data.runId);
