@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
-import {
-  CHUNK_QUEUE,
-  ConflictError,
-  createWorkerRedis,
-  ensureCatalogSchema,
-  getMedia,
-} from '@freshet/core';
+import { CHUNK_QUEUE, ConflictError, createWorkerRedis } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
+import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
@@ -20,58 +12,6 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
  * row breaks the mapping, so its chunk fails every attempt: the run must block, the live alias
  * must keep serving the old index, and retrying that one job must finish the run.
  */
-const dir = mkdtempSync(path.join(tmpdir(), 'freshet-clip-'));
-writeFileSync(
-  path.join(dir, 'clip.json'),
-  JSON.stringify({
-    settings: { index: { number_of_shards: 1 } },
-    mappings: {
-      dynamic: 'strict',
-      properties: {
-        id: { type: 'long' },
-        title: { type: 'text' },
-        provider: { type: 'keyword' },
-        license: { type: 'keyword' },
-        url: { type: 'keyword' },
-        score: { type: 'integer' },
-      },
-    },
-  }),
-);
-writeFileSync(
-  path.join(dir, 'media.json'),
-  JSON.stringify({
-    clip: {
-      upstreamTable: 'clip',
-      downstreamTable: 'clip',
-      key: { column: 'id', type: 'bigint' },
-      providerColumn: 'provider',
-      columns: [
-        { name: 'id', type: 'bigint', notNull: true },
-        { name: 'title', type: 'text' },
-        { name: 'provider', type: 'varchar(40)' },
-        { name: 'license', type: 'varchar(20)', notNull: true },
-        { name: 'url', type: 'varchar(500)', notNull: true },
-        { name: 'score', type: 'text' },
-      ],
-      cleaning: { urlColumns: ['url'], licenseColumn: 'license' },
-      document: {
-        mapping: 'clip.json',
-        fields: {
-          id: 'id',
-          title: 'title',
-          provider: 'provider',
-          license: 'license',
-          url: 'url',
-          score: 'score',
-        },
-        sensitiveFields: ['title'],
-      },
-      chunkSizeRows: 100,
-    },
-  }),
-);
-
 describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   let t: TestEnv;
   let worker: WorkerApp;
@@ -85,18 +25,12 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
 
   before(async () => {
     t = await createTestEnv({
-      FRESHET_MEDIA_FILE: path.join(dir, 'media.json'),
+      FRESHET_MEDIA_FILE: writeClipMedia(),
       CHUNK_ATTEMPTS: '2',
       CHUNK_BACKOFF_MS: '10',
     });
-    await ensureCatalogSchema(t.dbs.catalog, getMedia(t.media, 'clip'));
     // Sparse integer keys, 20 chunks of roughly 100 rows.
-    await t.dbs.catalog.query(
-      `INSERT INTO clip (id, title, provider, license, url, score)
-       SELECT i * 7, 'clip ' || i, 'p' || (i % 13), CASE WHEN i % 10 = 0 THEN 'BY' ELSE 'by' END,
-              'example.org/clip/' || i, (i % 100)::text
-         FROM generate_series(1, 2000) AS i`,
-    );
+    await seedClips(t.dbs.catalog, 2000);
     eventsRedis = createWorkerRedis(t.config);
     events = new QueueEvents(CHUNK_QUEUE, {
       connection: eventsRedis,

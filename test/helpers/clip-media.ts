@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+
+/**
+ * Writes a media definitions file with test-only media types (no code change needed for them):
+ * - `clip`: integer keys, its own mapping (score is an integer there, text in the table);
+ * - `slowclip`: reads from the view `slowclip`, which sleeps 60 s inside a chunk's copy query
+ *   (and only there), to exercise deadlines and cancellation at the source.
+ * Returns the path of the definitions file.
+ */
+export function writeClipMedia(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'freshet-clip-'));
+  writeFileSync(
+    path.join(dir, 'clip.json'),
+    JSON.stringify({
+      settings: { index: { number_of_shards: 1 } },
+      mappings: {
+        dynamic: 'strict',
+        properties: {
+          id: { type: 'long' },
+          title: { type: 'text' },
+          provider: { type: 'keyword' },
+          license: { type: 'keyword' },
+          url: { type: 'keyword' },
+          score: { type: 'integer' },
+        },
+      },
+    }),
+  );
+  const definition = (upstreamTable: string) => ({
+    upstreamTable,
+    downstreamTable: upstreamTable,
+    key: { column: 'id', type: 'bigint' },
+    providerColumn: 'provider',
+    columns: [
+      { name: 'id', type: 'bigint', notNull: true },
+      { name: 'title', type: 'text' },
+      { name: 'provider', type: 'varchar(40)' },
+      { name: 'license', type: 'varchar(20)', notNull: true },
+      { name: 'url', type: 'varchar(500)', notNull: true },
+      { name: 'score', type: 'text' },
+    ],
+    cleaning: { urlColumns: ['url'], licenseColumn: 'license' },
+    document: {
+      mapping: 'clip.json',
+      fields: {
+        id: 'id',
+        title: 'title',
+        provider: 'provider',
+        license: 'license',
+        url: 'url',
+        score: 'score',
+      },
+      sensitiveFields: ['title'],
+    },
+    chunkSizeRows: 100,
+  });
+  const file = path.join(dir, 'media.json');
+  writeFileSync(
+    file,
+    JSON.stringify({ clip: definition('clip'), slowclip: definition('slowclip') }),
+  );
+  return file;
+}
+
+/** Fills the catalog's `clip` table with `rows` rows at sparse keys (id = 7 i). */
+export async function seedClips(catalog: pg.Pool, rows: number): Promise<void> {
+  await catalog.query(
+    `CREATE TABLE IF NOT EXISTS clip (id bigint PRIMARY KEY, title text, provider varchar(40),
+       license varchar(20) NOT NULL, url varchar(500) NOT NULL, score text)`,
+  );
+  await catalog.query(
+    `INSERT INTO clip (id, title, provider, license, url, score)
+     SELECT i * 7, 'clip ' || i, 'p' || (i % 13), CASE WHEN i % 10 = 0 THEN 'BY' ELSE 'by' END,
+            'example.org/clip/' || i, (i % 100)::text
+       FROM generate_series(1, $1::int) AS i`,
+    [rows],
+  );
+}
+
+/** Creates the view `slowclip` over `clip`: a chunk's copy query on it sleeps 60 s. */
+export async function createSlowView(catalog: pg.Pool): Promise<void> {
+  await catalog.query(
+    `CREATE OR REPLACE VIEW slowclip AS
+       SELECT c.* FROM clip c
+        WHERE CASE WHEN current_setting('application_name') LIKE '%.copy'
+                   THEN (SELECT true FROM pg_sleep(60)) ELSE true END`,
+  );
+}
