@@ -79,7 +79,7 @@ describe('real services', { timeout: 60_000 }, () => {
 
   it('Redis: answers with noeviction, as BullMQ requires', async () => {
     const redis = createProducerRedis(t.config);
-    const policy = (await redis.config('GET', 'maxmemory-policy'));
+    const policy = await redis.config('GET', 'maxmemory-policy');
     redis.disconnect();
     assert.equal(policy[1], 'noeviction');
   });

@@ -12,7 +12,11 @@ export function controlChannel(prefix: string): string {
 }
 
 /** Publishes a control message; resolves with the number of worker processes that received it. */
-export async function publishControl(redis: Redis, prefix: string, message: ControlMessage): Promise<number> {
+export async function publishControl(
+  redis: Redis,
+  prefix: string,
+  message: ControlMessage,
+): Promise<number> {
   return redis.publish(controlChannel(prefix), JSON.stringify(message));
 }
 

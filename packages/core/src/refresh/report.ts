@@ -17,6 +17,31 @@ export interface ReportResult {
   readonly indexSources: Record<string, number>;
   readonly totalBefore: number;
   readonly totalAfter: number;
+  /** Rows the copy skipped (removed upstream, deleted) and the clean rejected, by reason. */
+  readonly skipped: Record<string, number>;
+  readonly rejected: Record<string, number>;
+}
+
+/** Sums the per-chunk skipped and rejected counts of a run, by reason. */
+async function accountedRows(
+  ctx: JobContext,
+  runId: string,
+): Promise<{ skipped: Record<string, number>; rejected: Record<string, number> }> {
+  const { rows } = await ctx.scope.query<{ kind: string; reason: string; n: number }>(
+    ctx.dbs.api,
+    `SELECT 'skipped' AS kind, k AS reason, sum(v::bigint)::bigint AS n
+       FROM freshet.chunks, jsonb_each_text(coalesce(result -> 'copy' -> 'skipped', '{}')) AS s(k, v)
+      WHERE run_id = $1 GROUP BY k
+     UNION ALL
+     SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'clean' -> 'rejected', '{}')) AS r(k, v)
+      WHERE run_id = $1 GROUP BY k`,
+    [runId],
+  );
+  const skipped: Record<string, number> = {};
+  const rejected: Record<string, number> = {};
+  for (const r of rows) (r.kind === 'skipped' ? skipped : rejected)[r.reason] = Number(r.n);
+  return { skipped, rejected };
 }
 
 /** Per-source counts of the live index, every source (the terms size covers them all). */
@@ -57,7 +82,15 @@ export async function runReport(ctx: JobContext, data: RunJobData): Promise<Repo
     ? await indexCountsPerSource(ctx, names.alias, providerField, Object.keys(sources).length)
     : {};
   const sum = (o: Record<string, number>) => Object.values(o).reduce((x, y) => x + y, 0);
-  const result = { sources, indexSources, totalBefore: sum(before), totalAfter: sum(after) };
-  await ctx.store.mergeCounts(data.runId, { after, sources });
+  const { skipped, rejected } = await accountedRows(ctx, data.runId);
+  const result = {
+    sources,
+    indexSources,
+    totalBefore: sum(before),
+    totalAfter: sum(after),
+    skipped,
+    rejected,
+  };
+  await ctx.store.mergeCounts(data.runId, { after, sources, skipped, rejected });
   return result;
 }
