@@ -53,8 +53,12 @@ describe('pausing a refresh mid-reindex', { timeout: 180_000 }, () => {
     events.on('completed', ({ jobId }) => {
       if (!jobId.endsWith('.index')) return;
       indexed++;
-      for (const w of [...waiters])
-        if (indexed >= w.n) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+      for (const w of [...waiters]) {
+        if (indexed < w.n) continue;
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+      if (indexed >= w.n) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
     });
     await events.waitUntilReady();
     worker = await startWorker(t.config, t.logger);
