@@ -89,6 +89,14 @@ const schema = z.object({
     .optional(),
   FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
   FRESHET_ALLOW_DROP: bool.default(false),
+  ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
+  STUCK_AFTER_MS: positiveInt.default(15 * 60_000),
+  MONITOR_INTERVAL_MS: positiveInt.default(30_000),
+  FRESHET_SCHEDULES_FILE: z
+    .string()
+    .default(path.join(repoRoot, 'packages/core/config/schedules.json')),
+  SCHEDULE_CATCHUP_WINDOW_MS: nonNegativeInt.default(6 * 3600_000),
+  MAX_ACTIVE_CHUNKS: positiveInt.optional(),
 });
 
 export type RawConfig = z.infer<typeof schema>;
@@ -106,6 +114,7 @@ export class ConfigError extends Error {
 
 /** Names of settings whose values must never be printed. */
 export const secretSettings: ReadonlySet<string> = new Set([
+  'ALERT_WEBHOOK_URL',
   'ELASTICSEARCH_PASSWORD',
   'ELASTICSEARCH_API_KEY',
   'FRESHET_OPERATOR_TOKEN',
