@@ -1,4 +1,4 @@
-// Checks docker-compose.yml and docker/Dockerfile by reading them: there is no Docker engine here.
+// Checks docker-compose.yml and scripts/docker/Dockerfile by reading them: there is no Docker engine here.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -232,7 +232,7 @@ void describe('docker-compose.yml', () => {
     }
   });
 
-  void it('builds every app from docker/Dockerfile and runs its freshet command', () => {
+  void it('builds every app from scripts/docker/Dockerfile and runs its freshet command', () => {
     const commands: Record<(typeof apps)[number], string> = {
       producer: 'schedule',
       worker: 'worker',
@@ -241,7 +241,11 @@ void describe('docker-compose.yml', () => {
     for (const app of apps) {
       const build = service(app).build;
       const dockerfile = typeof build === 'object' ? build.dockerfile : undefined;
-      assert.equal(dockerfile, 'docker/Dockerfile', `${app} is not built from docker/Dockerfile`);
+      assert.equal(
+        dockerfile,
+        'scripts/docker/Dockerfile',
+        `${app} is not built from scripts/docker/Dockerfile`,
+      );
       assert.deepEqual(words(service(app).command), [commands[app]], `${app} command`);
     }
   });
@@ -329,9 +333,9 @@ void describe('docker-compose.yml', () => {
   });
 });
 
-void describe('docker/Dockerfile', () => {
+void describe('scripts/docker/Dockerfile', () => {
   // Instructions only: the comments may name what the file avoids.
-  const dockerfile = read('docker/Dockerfile')
+  const dockerfile = read('scripts/docker/Dockerfile')
     .split('\n')
     .filter((line) => !line.trimStart().startsWith('#'))
     .join('\n');
