@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  AdmissionControl,
   createDatabases,
   createEsClient,
   loadMediaCatalog,
@@ -23,6 +24,10 @@ export function createRefreshContext(
     config,
     dbs,
     es,
+    admission: new AdmissionControl(config, es, [
+      { name: 'catalog', pool: dbs.catalog },
+      { name: 'api', pool: dbs.api },
+    ]),
     media: loadMediaCatalog(config.FRESHET_MEDIA_FILE),
     store: new RunStore(dbs.api),
     sensitiveTerms: parseSensitiveTerms(readFileSync(config.SENSITIVE_TERMS_FILE, 'utf8')),

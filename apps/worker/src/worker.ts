@@ -1,4 +1,4 @@
-import { FlowProducer, Worker } from 'bullmq';
+import { FlowProducer, Queue, Worker } from 'bullmq';
 import {
   CHUNK_QUEUE,
   createWorkerRedis,
@@ -53,6 +53,12 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     w.on('error', (err) => log.error({ err, queue: w.name }, 'worker error'));
   }
   await Promise.all([stageWorker.waitUntilReady(), chunkWorker.waitUntilReady()]);
+  if (config.MAX_ACTIVE_CHUNKS) {
+    // A cap across all workers, however many autoscaling starts: bounds the load on Elasticsearch.
+    const queue = new Queue(CHUNK_QUEUE, { connection, prefix });
+    await queue.setGlobalConcurrency(config.MAX_ACTIVE_CHUNKS);
+    await queue.close();
+  }
   log.info(
     {
       stageConcurrency: config.STAGE_CONCURRENCY,

@@ -97,6 +97,10 @@ const schema = z.object({
     .default(path.join(repoRoot, 'packages/core/config/schedules.json')),
   SCHEDULE_CATCHUP_WINDOW_MS: nonNegativeInt.default(6 * 3600_000),
   MAX_ACTIVE_CHUNKS: positiveInt.optional(),
+  ADMISSION_PG_MIN_FREE_CONNECTIONS: nonNegativeInt.default(5),
+  ADMISSION_ES_MIN_FREE_DISK_BYTES: nonNegativeInt.default(1_000_000_000),
+  ADMISSION_RETRY_MS: positiveInt.default(2000),
+  ADMISSION_CACHE_MS: nonNegativeInt.default(1000),
 });
 
 export type RawConfig = z.infer<typeof schema>;

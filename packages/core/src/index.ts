@@ -26,3 +26,7 @@ export * from './lifecycle.js';
 export * from './seed/index.js';
 export * from './job-scope.js';
 export * from './control-bus.js';
+export * from './admission.js';
+export * from './notify.js';
+export * from './monitor.js';
+export * from './depth.js';

@@ -27,6 +27,9 @@ export interface RunRow {
   plan: Record<string, unknown> | null;
   counts: Record<string, unknown> | null;
   error: string | null;
+  /** Why the run's work is waiting (no headroom), or null. */
+  waiting_reason: string | null;
+  waiting_since: Date | null;
   requested_by: string | null;
   created_at: Date;
   started_at: Date | null;
@@ -53,6 +56,8 @@ CREATE TABLE IF NOT EXISTS freshet.runs (
   finished_at timestamptz,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE freshet.runs ADD COLUMN IF NOT EXISTS waiting_reason text;
+ALTER TABLE freshet.runs ADD COLUMN IF NOT EXISTS waiting_since timestamptz;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_media
   ON freshet.runs (prefix, media, profile)
   WHERE status IN ('queued', 'running', 'blocked', 'paused', 'awaiting-approval');
@@ -206,17 +211,29 @@ export class RunStore {
    * The gate every job passes before it starts: a queued run becomes running; returns the
    * run's status so the caller can hold (paused) or drop (cancelled) the job.
    */
-  async gate(id: string): Promise<RunStatus> {
-    const { rows } = await this.db.query<{ status: RunStatus }>(
+  async gate(id: string): Promise<{ status: RunStatus; waitingReason: string | null }> {
+    const { rows } = await this.db.query<{ status: RunStatus; waiting_reason: string | null }>(
       `WITH u AS (
          UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
           WHERE id = $1 AND status = 'queued' RETURNING status)
-       SELECT coalesce((SELECT status FROM u), (SELECT status FROM freshet.runs WHERE id = $1)) AS status`,
+       SELECT coalesce((SELECT status FROM u), r.status) AS status, r.waiting_reason
+         FROM freshet.runs r WHERE r.id = $1`,
       [id],
     );
-    const status = rows[0]?.status;
-    if (!status) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
-    return status;
+    const row = rows[0];
+    if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
+    return { status: row.status, waitingReason: row.waiting_reason };
+  }
+
+  /** Records why the run's work waits (or clears it with null); only writes on a change. */
+  async setWaiting(id: string, reason: string | null): Promise<void> {
+    await this.db.query(
+      `UPDATE freshet.runs SET waiting_reason = $2,
+         waiting_since = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(waiting_since, now()) END,
+         updated_at = now()
+       WHERE id = $1 AND waiting_reason IS DISTINCT FROM $2`,
+      [id, reason],
+    );
   }
 
   /**

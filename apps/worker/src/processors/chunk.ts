@@ -24,6 +24,7 @@ export function createChunkProcessor(ctx: RefreshContext, active: ActiveJobs) {
         step,
         chunk,
         deadlineMs: ctx.config.CHUNK_DEADLINE_MS,
+        heavy: true,
         onFinalFailure: async (err) => {
           await ctx.store.setChunkStep(runId, chunk, step, 'failed', { error: err.message });
           await ctx.store.setStatus(

@@ -74,6 +74,7 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
         step: stage,
         chunk: null,
         deadlineMs: ctx.config.STAGE_DEADLINE_MS,
+        heavy: !isFanout && job.name !== StageJob.report,
         onFinalFailure: async (err) => {
           if (!isFanout) await ctx.store.finishStage(runId, stage, 'failed', null, err.message);
           await ctx.store.setStatus(

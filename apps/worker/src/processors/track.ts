@@ -51,6 +51,8 @@ export interface TrackOptions {
   readonly step: string;
   readonly chunk: number | null;
   readonly deadlineMs: number;
+  /** Heavy work waits for headroom (Elasticsearch health and disk, free connections). */
+  readonly heavy: boolean;
   /** Called once when the job has no attempts left (the run is blocked or failed). */
   readonly onFinalFailure: (err: Error) => Promise<void>;
 }
@@ -75,11 +77,21 @@ export async function tracked<T>(
 ): Promise<T> {
   const { runId } = job.data;
   const jobId = job.id ?? '?';
-  const status = await ctx.store.gate(runId);
+  const { status, waitingReason } = await ctx.store.gate(runId);
   if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
-  if (status === 'paused') {
+  if (status === 'paused' || status === 'awaiting-approval') {
     await job.moveToDelayed(Date.now() + PARK_MS, token);
     throw new DelayedError();
+  }
+  if (options.heavy && ctx.admission) {
+    const admission = await ctx.admission.check();
+    if (!admission.ok) {
+      // No headroom: the work waits (it does not fail) and the run says why.
+      await ctx.store.setWaiting(runId, admission.reason);
+      await job.moveToDelayed(Date.now() + ctx.config.ADMISSION_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    if (waitingReason !== null) await ctx.store.setWaiting(runId, null);
   }
   const tag = jobTag(jobId);
   if (job.attemptsStarted > 1) {

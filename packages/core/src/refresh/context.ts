@@ -1,4 +1,5 @@
 import type { Client } from '@elastic/elasticsearch';
+import type { AdmissionControl } from '../admission.js';
 import type { Config } from '../config.js';
 import type { Databases } from '../db.js';
 import type { JobScope } from '../job-scope.js';
@@ -15,6 +16,8 @@ export interface RefreshContext {
   readonly store: RunStore;
   readonly sensitiveTerms: readonly string[];
   readonly logger: Logger;
+  /** Headroom check before heavy work (workers have one; absent means always admitted). */
+  readonly admission?: AdmissionControl;
 }
 
 /** A refresh context bound to one job attempt: its connections are tagged and cancellable. */
