@@ -8,6 +8,7 @@ import {
   planUuidChunks,
   rangeContains,
   rangePredicate,
+  uuidFractionLimit,
   uuidToBigint,
   type KeyRange,
   type KeyType,
@@ -120,6 +121,39 @@ describe('chunk planning', () => {
         start: "00000000-0000-0000-0000-000000000000' OR '1'='1",
         end: null,
       }),
+    );
+  });
+});
+
+describe('chunk planning with a row cap (staging)', () => {
+  it('uuid ranges cover exactly [0, limit) and nothing beyond', () => {
+    const limit = uuidFractionLimit(0.25) as bigint;
+    assert.equal(bigintToUuid(limit), '40000000-0000-0000-0000-000000000000');
+    const ranges = planUuidChunks(5, limit);
+    assert.equal(ranges.at(-1)?.end, '40000000-0000-0000-0000-000000000000');
+    const inside = Array.from({ length: 200 }, () =>
+      bigintToUuid(uuidToBigint(randomUuid()) % limit),
+    );
+    for (const key of inside) {
+      assert.equal(ranges.filter((r) => rangeContains('uuid', r, key)).length, 1);
+    }
+    for (const key of [
+      '40000000-0000-0000-0000-000000000000',
+      'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    ]) {
+      assert.equal(ranges.filter((r) => rangeContains('uuid', r, key)).length, 0, key);
+    }
+    assert.equal(uuidFractionLimit(1), undefined);
+  });
+
+  it('integer ranges end where the cap says', () => {
+    const ranges = planIntegerChunks(10n, 59n, 5, 60n);
+    assert.equal(ranges.at(-1)?.end, '60');
+    assert.equal(ranges.filter((r) => rangeContains('integer', r, '60')).length, 0);
+    assertPartition(
+      'integer',
+      [...ranges.slice(0, -1), { ...(ranges.at(-1) as KeyRange), end: null }],
+      ['10', '59'],
     );
   });
 });

@@ -28,38 +28,55 @@ export function uuidToBigint(uuid: string): bigint {
   return BigInt(`0x${hex}`);
 }
 
-/** `count` ranges slicing the whole uuid space evenly (uuid v4 keys are uniform over it). */
-export function planUuidChunks(count: number): KeyRange[] {
+/**
+ * `count` ranges slicing the whole uuid space evenly (uuid v4 keys are uniform over it). With
+ * `limit` (a row cap), only `[0, limit)` is sliced and the last range ends at `limit`.
+ */
+export function planUuidChunks(count: number, limit?: bigint): KeyRange[] {
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`chunk count must be >= 1`);
   const n = BigInt(count);
+  const space = limit ?? UUID_SPACE;
   const bounds = Array.from({ length: count - 1 }, (_, i) =>
-    bigintToUuid((BigInt(i + 1) * UUID_SPACE) / n),
+    bigintToUuid((BigInt(i + 1) * space) / n),
   );
-  return toRanges(bounds);
+  return toRanges(bounds, limit === undefined ? null : bigintToUuid(limit));
+}
+
+/** The uuid value below which a fraction `f` (0..1] of the uuid space lies. */
+export function uuidFractionLimit(f: number): bigint | undefined {
+  if (f >= 1) return undefined;
+  const scale = 1_000_000_000n;
+  return (UUID_SPACE * BigInt(Math.max(1, Math.floor(f * Number(scale))))) / scale;
 }
 
 /**
  * `count` ranges slicing integer keys `[min, max]` by value. Keys below min or above max still
  * fall in the first or last range.
  */
-export function planIntegerChunks(min: bigint, max: bigint, count: number): KeyRange[] {
+export function planIntegerChunks(
+  min: bigint,
+  max: bigint,
+  count: number,
+  /** With a row cap: the exclusive end of the last range (else it is open above). */
+  end?: bigint,
+): KeyRange[] {
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`chunk count must be >= 1`);
-  if (max < min) return toRanges([]);
+  if (max < min) return toRanges([], end === undefined ? null : end.toString());
   const span = max - min + 1n;
   const n = span < BigInt(count) ? span : BigInt(count);
   const bounds: string[] = [];
   for (let i = 1n; i < n; i++) bounds.push((min + (i * span) / n).toString());
-  return toRanges(bounds);
+  return toRanges(bounds, end === undefined ? null : end.toString());
 }
 
-function toRanges(bounds: string[]): KeyRange[] {
+function toRanges(bounds: string[], last: string | null = null): KeyRange[] {
   const ranges: KeyRange[] = [];
   let start: string | null = null;
   for (const b of bounds) {
     ranges.push({ start, end: b });
     start = b;
   }
-  ranges.push({ start, end: null });
+  ranges.push({ start, end: last });
   return ranges;
 }
 

@@ -67,6 +67,8 @@ const schema = z.object({
     .default(path.join(repoRoot, 'packages/core/media/sensitive-terms.txt')),
   FRESHET_SAMPLE_DIR: z.string().default(path.resolve(repoRoot, '../shared/openverse-sample')),
   CHUNK_SIZE_ROWS: positiveInt.optional(),
+  STAGING_ROW_CAP: positiveInt.default(100_000),
+  STAGING_CHUNK_SIZE_ROWS: positiveInt.default(10_000),
   CHUNK_ATTEMPTS: positiveInt.default(3),
   CHUNK_BACKOFF_MS: nonNegativeInt.default(1000),
   FANOUT_BATCH_SIZE: positiveInt.default(500),

@@ -30,3 +30,4 @@ export * from './admission.js';
 export * from './notify.js';
 export * from './monitor.js';
 export * from './depth.js';
+export * from './refresh/plan.js';

@@ -1,51 +1,17 @@
-import { chunkCount, planIntegerChunks, planUuidChunks, type KeyRange } from '../chunks.js';
 import { columnDefinitions, getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
+import { chunkSettings, planChunks, type CatalogQuery } from './plan.js';
 
 export interface PreflightResult {
   readonly chunkCount: number;
   readonly upstreamRows: number;
+  readonly plannedRows: number;
   readonly chunkSizeRows: number;
+  readonly rowCap: number | null;
   readonly names: { table: string; tempTable: string; index: string; filteredIndex: string };
-}
-
-/** Rows of `table` (exact below 10M rows, the planner's estimate above: counting 700M rows takes minutes). */
-async function estimateRows(ctx: JobContext, table: string): Promise<number> {
-  const { rows } = await ctx.scope.query<{ n: number }>(
-    ctx.dbs.catalog,
-    `SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass($1)`,
-    [table],
-  );
-  const estimate = Number(rows[0]?.n ?? -1);
-  if (estimate >= 10_000_000) return estimate;
-  const exact = await ctx.scope.query<{ n: number }>(
-    ctx.dbs.catalog,
-    `SELECT count(*)::bigint AS n FROM ${ident(table)}`,
-  );
-  return Number(exact.rows[0]?.n ?? 0);
-}
-
-/** Plans the chunk ranges of `def`'s upstream table. */
-export async function planRanges(
-  ctx: JobContext,
-  def: MediaDefinition,
-  chunkSizeRows: number,
-): Promise<{ ranges: KeyRange[]; upstreamRows: number }> {
-  const upstreamRows = await estimateRows(ctx, def.upstreamTable);
-  const count = chunkCount(upstreamRows, chunkSizeRows);
-  if (def.key.type === 'uuid') return { ranges: planUuidChunks(count), upstreamRows };
-  const key = ident(def.key.column);
-  const { rows } = await ctx.scope.query<{ min: string | null; max: string | null }>(
-    ctx.dbs.catalog,
-    `SELECT min(${key})::text AS min, max(${key})::text AS max FROM ${ident(def.upstreamTable)}`,
-  );
-  const min = rows[0]?.min;
-  const max = rows[0]?.max;
-  if (min == null || max == null) return { ranges: planIntegerChunks(0n, -1n, 1), upstreamRows };
-  return { ranges: planIntegerChunks(BigInt(min), BigInt(max), count), upstreamRows };
 }
 
 /** Per-source row counts of a table in the API database (empty if the table does not exist). */
@@ -117,13 +83,23 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
   await ensureIndex(ctx, names.index, def);
   await ensureIndex(ctx, names.filteredIndex, def);
 
-  const size = data.chunkSizeRows ?? ctx.config.CHUNK_SIZE_ROWS ?? def.chunkSizeRows;
-  const { ranges, upstreamRows } = await planRanges(ctx, def, size);
+  const { chunkSizeRows, rowCap } = chunkSettings(
+    ctx.config,
+    def,
+    data.profile,
+    data.chunkSizeRows,
+  );
+  const query: CatalogQuery = async (sql, params) =>
+    (await ctx.scope.query(ctx.dbs.catalog, sql, params)).rows as never[];
+  const plan = await planChunks(query, def, chunkSizeRows, rowCap);
+  const ranges = plan.ranges;
   await ctx.store.saveChunks(data.runId, ranges);
   const result: PreflightResult = {
     chunkCount: ranges.length,
-    upstreamRows,
-    chunkSizeRows: size,
+    upstreamRows: plan.upstreamRows,
+    plannedRows: plan.plannedRows,
+    chunkSizeRows,
+    rowCap,
     names: {
       table: names.table,
       tempTable: names.tempTable,
