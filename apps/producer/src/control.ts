@@ -1,8 +1,14 @@
 import type { Job, Queue } from 'bullmq';
 import {
   ConflictError,
+  getMedia,
+  ident,
   publishControl,
+  refreshNames,
   RunStore,
+  type Config,
+  type EsClient,
+  type MediaCatalog,
   type Pool,
   type Queues,
   type RunJobData,
@@ -45,6 +51,19 @@ async function parkedJobs(queue: Queue, runId: string): Promise<Job[]> {
   return found;
 }
 
+/** Puts a run's parked (delayed) jobs back in their queues at once; returns how many. */
+async function releaseParked(queues: Queues, runId: string): Promise<number> {
+  let promoted = 0;
+  for (const queue of queues.all()) {
+    for (const job of await parkedJobs(queue, runId)) {
+      // A job delayed for a retry backoff is promoted too: resuming should not wait.
+      await job.promote().catch(() => undefined);
+      promoted++;
+    }
+  }
+  return promoted;
+}
+
 /**
  * Resumes a paused run where it stopped: it is running again and the jobs parked while it was
  * paused go back to their queues at once.
@@ -54,16 +73,54 @@ export async function resumeRun(deps: ControlDeps, runId: string, actor: string)
   const run = await store.getRun(runId);
   if (run.status !== 'paused') throw new ConflictError(`run ${runId} is ${run.status}, not paused`);
   await store.setStatus(runId, run.started_at ? 'running' : 'queued');
-  let promoted = 0;
-  for (const queue of deps.queues.all()) {
-    for (const job of await parkedJobs(queue, runId)) {
-      // A job delayed for a retry backoff is promoted too: resuming should not wait.
-      await job.promote().catch(() => undefined);
-      promoted++;
-    }
-  }
+  const promoted = await releaseParked(deps.queues, runId);
   await store.audit(runId, actor, 'resume', { promoted });
   return promoted;
+}
+
+/** Approves a shadow run held at its comparison: promotion proceeds. */
+export async function approveRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
+  const store = new RunStore(deps.api);
+  const run = await store.getRun(runId);
+  if (run.status !== 'awaiting-approval') {
+    throw new ConflictError(`run ${runId} is ${run.status}, not awaiting approval`);
+  }
+  await store.setStatus(runId, 'running');
+  await releaseParked(deps.queues, runId);
+  await store.audit(runId, actor, 'approve');
+}
+
+/**
+ * Discards a shadow run held at its comparison: the run is cancelled, its table and indices are
+ * removed, and the live ones are left as they are.
+ */
+export async function discardRun(
+  deps: ControlDeps & { es: EsClient; media: MediaCatalog; config: Config },
+  runId: string,
+  actor: string,
+): Promise<void> {
+  const store = new RunStore(deps.api);
+  const run = await store.getRun(runId);
+  if (run.status !== 'awaiting-approval') {
+    throw new ConflictError(`run ${runId} is ${run.status}, not awaiting approval`);
+  }
+  await store.setStatus(runId, 'cancelled', `discarded by ${actor}`);
+  const names = refreshNames(
+    getMedia(deps.media, run.media),
+    run.profile,
+    runId,
+    deps.config.ELASTICSEARCH_INDEX_PREFIX,
+  );
+  await deps.api.query(`DROP TABLE IF EXISTS ${ident(names.tempTable)}`);
+  await deps.es.indices.delete({
+    index: [names.index, names.filteredIndex],
+    ignore_unavailable: true,
+  });
+  // The parked promote wakes, sees the run cancelled and ends without retries.
+  await releaseParked(deps.queues, runId);
+  await store.audit(runId, actor, 'discard', {
+    dropped: [names.tempTable, names.index, names.filteredIndex],
+  });
 }
 
 /**

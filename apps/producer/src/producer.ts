@@ -1,9 +1,11 @@
 import {
+  createEsClient,
   createPool,
   createProducerRedis,
   createQueues,
   loadMediaCatalog,
   type Config,
+  type EsClient,
   type MediaCatalog,
   type Pool,
   type Queues,
@@ -13,6 +15,9 @@ import {
 export interface Producer {
   readonly config: Config;
   readonly api: Pool;
+  /** The catalog and Elasticsearch, for dry runs (pools connect lazily). */
+  readonly catalog: Pool;
+  readonly es: EsClient;
   readonly queues: Queues;
   readonly media: MediaCatalog;
   close(): Promise<void>;
@@ -21,17 +26,21 @@ export interface Producer {
 export function openProducer(config: Config): Producer {
   const media = loadMediaCatalog(config.FRESHET_MEDIA_FILE);
   const api = createPool(config.API_DATABASE_URL, 'freshet-producer', 4);
+  const catalog = createPool(config.CATALOG_DATABASE_URL, 'freshet-producer', 2);
+  const es = createEsClient(config);
   const redis = createProducerRedis(config);
   const queues = createQueues(config, redis);
   return {
     config,
     api,
+    catalog,
+    es,
     queues,
     media,
     async close() {
       await queues.close();
       redis.disconnect();
-      await api.end();
+      await Promise.allSettled([api.end(), catalog.end(), es.close()]);
     },
   };
 }

@@ -21,6 +21,13 @@ export interface RefreshRequest {
   readonly profile?: string;
   readonly chunkSizeRows?: number;
   readonly requestedBy?: string;
+  /**
+   * The run id to use (default: a new random one). A scheduler passes one derived from the
+   * schedule slot, so a slot can never start two runs; it must match `runIdPattern`.
+   */
+  readonly runId?: string;
+  /** Shadow build: compare before promotion; promote only within thresholds or on approval. */
+  readonly shadow?: boolean;
 }
 
 /** Parses a profile name, with an error listing the valid ones. */
@@ -46,12 +53,13 @@ export async function startRefresh(
   const profile = parseProfile(request.profile);
   await ensureRunStore(deps.api);
   const store = new RunStore(deps.api);
-  const runId = newRunId();
+  const runId = request.runId ?? newRunId();
   const data: RunJobData = {
     runId,
     media: def.name,
     profile,
     ...(request.chunkSizeRows ? { chunkSizeRows: request.chunkSizeRows } : {}),
+    ...(request.shadow ? { shadow: true } : {}),
   };
   await store.createRun({
     id: runId,

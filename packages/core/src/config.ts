@@ -99,6 +99,21 @@ const schema = z.object({
     .default(path.join(repoRoot, 'packages/core/config/schedules.json')),
   SCHEDULE_CATCHUP_WINDOW_MS: nonNegativeInt.default(6 * 3600_000),
   MAX_ACTIVE_CHUNKS: positiveInt.optional(),
+  SHADOW_MAX_COUNT_CHANGE: z.coerce
+    .number({ message: 'must be a fraction like 0.05' })
+    .min(0)
+    .default(0.05),
+  SHADOW_MAX_DIFF_RATE: z.coerce
+    .number({ message: 'must be a fraction like 0.1' })
+    .min(0)
+    .max(1)
+    .default(0.1),
+  SHADOW_MAX_NULL_SHIFT: z.coerce
+    .number({ message: 'must be a fraction like 0.05' })
+    .min(0)
+    .max(1)
+    .default(0.05),
+  SHADOW_SAMPLE_SIZE: positiveInt.default(50),
   ADMISSION_PG_MIN_FREE_CONNECTIONS: nonNegativeInt.default(5),
   ADMISSION_ES_MIN_FREE_DISK_BYTES: nonNegativeInt.default(1_000_000_000),
   ADMISSION_RETRY_MS: positiveInt.default(2000),

@@ -22,14 +22,15 @@ import {
 export const chunkPriority = { index: 1, clean: 2, copy: 3 } as const;
 
 /**
- * The flow of one refresh: a chain of stage jobs, root last (report <- promote <- finalize <-
- * index <- preflight). Children finish before their parent, so the stages run in order. The
+ * The flow of one refresh: a chain of stage jobs, root last (report <- promote <- [compare, for
+ * a shadow build] <- finalize <- index <- preflight). Children finish before their parent, so the stages run in order. The
  * index stage adds the per-chunk chains itself, in batches, once preflight has planned them.
  */
 export function buildRefreshFlow(config: Config, data: RunJobData): FlowJob {
   const chain: StageJobName[] = [
     StageJob.report,
     StageJob.promote,
+    ...(data.shadow ? [StageJob.compare] : []),
     StageJob.finalize,
     StageJob.index,
     StageJob.preflight,

@@ -31,3 +31,4 @@ export * from './notify.js';
 export * from './monitor.js';
 export * from './depth.js';
 export * from './refresh/plan.js';
+export * from './refresh/compare.js';

@@ -126,11 +126,7 @@ export function startMonitor(options: MonitorOptions): Monitor {
         worker: a.worker,
         startedAt: a.started_at,
       }));
-      log.warn(
-        { runId: run.id, status: run.status, stage: run.stage, lastProgressAt },
-        'run stuck',
-      );
-      await notifier.notify({
+      const outcome = await notifier.notify({
         kind: 'stuck',
         run,
         episode,
@@ -139,6 +135,13 @@ export function startMonitor(options: MonitorOptions): Monitor {
         runningCount: attempts[0]?.total ?? 0,
         at,
       });
+      // Once per episode in the logs too, not on every tick.
+      if (outcome !== 'duplicate') {
+        log.warn(
+          { runId: run.id, status: run.status, stage: run.stage, lastProgressAt, alert: outcome },
+          'run stuck',
+        );
+      }
     }
 
     const { rows: missed } = await api.query<{ id: string }>(missedAlertsSql, [prefix, threshold]);

@@ -66,6 +66,9 @@ export interface AlertFields {
   readonly stage: string | null;
   readonly error: string | null;
   readonly detail: string | null;
+  /** Why the run's work waits for headroom (admission control), and since when; else null. */
+  readonly waitingReason: string | null;
+  readonly waitingSince: string | null;
   readonly requestedBy: string | null;
   /** ISO-8601 times. */
   readonly createdAt: string;
@@ -210,6 +213,11 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       : 'No progress recorded.';
     lines.push(since);
     textParts.push(since);
+    if (run.waiting_reason) {
+      const waiting = `Waiting for headroom${run.waiting_since ? ` since ${run.waiting_since.toISOString()}` : ''}: ${maskSecrets(run.waiting_reason)}`;
+      lines.push(esc(waiting));
+      textParts.push(`${waiting}.`);
+    }
     const count = event.runningCount ?? running?.length ?? 0;
     if (running && running.length > 0) {
       const shown = running.map(
@@ -220,8 +228,10 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       lines.push(`Recorded as running:\n${shown.join('\n')}`);
       textParts.push(`${num(count)} attempt(s) recorded as running.`);
     } else {
-      lines.push('Nothing is recorded as running: no worker has taken its next job.');
-      textParts.push('Nothing is running.');
+      lines.push(
+        'No attempt is recorded as running: no worker has taken its next job (are workers up? is the queue paused?).',
+      );
+      textParts.push('No attempt is running.');
     }
   }
   if (kind === 'succeeded') {
@@ -286,7 +296,8 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
   ];
 
   return {
-    text: cut(textParts.join(' '), 3000),
+    // Slack reads `text` as mrkdwn too.
+    text: cut(esc(textParts.join(' ')), 3000),
     blocks,
     freshet: {
       version: 1,
@@ -299,6 +310,8 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       stage: run.stage,
       error,
       detail,
+      waitingReason: run.waiting_reason ? maskSecrets(run.waiting_reason) : null,
+      waitingSince: iso(run.waiting_since),
       requestedBy: run.requested_by,
       createdAt: run.created_at.toISOString(),
       startedAt: iso(run.started_at),
@@ -383,6 +396,12 @@ export interface NotifierOptions {
   readonly payload?: PayloadOptions;
 }
 
+/**
+ * What became of one alert: delivered, already sent (or being sent) elsewhere, given up on after
+ * its attempts, or not sent because no webhook is configured.
+ */
+export type AlertOutcome = 'sent' | 'duplicate' | 'failed' | 'disabled';
+
 /** Sends alerts about runs to the configured webhook. Never throws. */
 export interface Notifier {
   /** False when `ALERT_WEBHOOK_URL` is unset: every call is then a no-op. */
@@ -391,12 +410,13 @@ export interface Notifier {
    * Sends one alert, unless the same (run, kind, episode) was already sent. Resolves when it was
    * delivered, skipped, or given up on (logged as a warning); never rejects.
    */
-  notify(event: RunEvent): Promise<void>;
+  notify(event: RunEvent): Promise<AlertOutcome>;
   /**
    * Loads a run and sends the alert for its current status: failed, blocked or succeeded (with
-   * its per-source counts); any other status sends nothing. Needs `api`. Never rejects.
+   * its per-source counts); any other status sends nothing (resolves undefined). Needs `api`.
+   * Never rejects.
    */
-  notifyRunStatus(runId: string, detail?: string): Promise<void>;
+  notifyRunStatus(runId: string, detail?: string): Promise<AlertOutcome | undefined>;
   /** Waits for alerts being sent (each is bounded by its attempts and timeouts). */
   close(): Promise<void>;
 }
@@ -424,7 +444,7 @@ export function createNotifier(
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
   const api = options.api;
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Set<Promise<unknown>>();
   let storeReady: Promise<void> | undefined;
 
   /** Error texts may quote the URL or its path and query (where Slack keeps the secret). */
@@ -487,7 +507,7 @@ export function createNotifier(
     return rowCount === 1;
   }
 
-  async function send(event: RunEvent): Promise<void> {
+  async function send(event: RunEvent): Promise<AlertOutcome> {
     const episode = event.episode ?? '';
     const fields = { runId: event.run.id, kind: event.kind, episode };
     let claimed = false;
@@ -498,7 +518,7 @@ export function createNotifier(
         claimed = await claim(event, episode, payload);
         if (!claimed) {
           log.debug(fields, 'alert already sent');
-          return;
+          return 'duplicate';
         }
       } catch (err) {
         // Better a duplicate than a missed alert: send without the claim.
@@ -513,7 +533,7 @@ export function createNotifier(
           );
         }
         log.info(fields, 'alert sent');
-        return;
+        return 'sent';
       }
       if (claimed && api) {
         await api.query(
@@ -525,12 +545,14 @@ export function createNotifier(
         { ...fields, status: outcome.status, reason: outcome.reason, attempts },
         'alert not delivered',
       );
+      return 'failed';
     } catch (err) {
       log.warn({ ...fields, error: scrub((err as Error).message) }, 'alert failed');
+      return 'failed';
     }
   }
 
-  function track(p: Promise<void>): Promise<void> {
+  function track<T>(p: Promise<T>): Promise<T> {
     inFlight.add(p);
     return p.finally(() => inFlight.delete(p));
   }
@@ -538,25 +560,26 @@ export function createNotifier(
   const notifier: Notifier = {
     enabled: webhook !== undefined,
     notify(event) {
-      if (!webhook) return Promise.resolve();
+      if (!webhook) return Promise.resolve('disabled' as const);
       return track(send(event));
     },
     notifyRunStatus(runId, detail) {
-      if (!webhook) return Promise.resolve();
+      if (!webhook) return Promise.resolve('disabled' as const);
       if (!api) {
         log.warn({ runId }, 'notifyRunStatus needs the API database pool; alert not sent');
-        return Promise.resolve();
+        return Promise.resolve('failed' as const);
       }
       return track(
-        (async () => {
+        (async (): Promise<AlertOutcome | undefined> => {
           try {
             const event = await loadRunEvent(api, runId);
-            if (event) await send(detail ? { ...event, detail } : event);
+            return event ? await send(detail ? { ...event, detail } : event) : undefined;
           } catch (err) {
             log.warn(
               { runId, error: scrub((err as Error).message) },
               'could not load run for alert',
             );
+            return 'failed';
           }
         })(),
       );

@@ -14,6 +14,7 @@ export const StageJob = {
   preflight: 'preflight',
   index: 'index',
   finalize: 'finalize',
+  compare: 'compare',
   promote: 'promote',
   report: 'report',
 } as const;
@@ -29,6 +30,7 @@ export const stageOrder = [
   'clean',
   'index',
   'finalize',
+  'compare',
   'promote',
   'report',
 ] as const;
@@ -41,6 +43,8 @@ export interface RunJobData {
   readonly profile: Profile;
   /** Rows per chunk for this run (else CHUNK_SIZE_ROWS, else the media definition's). */
   readonly chunkSizeRows?: number;
+  /** Shadow build: compare with the live data before promotion and hold beyond thresholds. */
+  readonly shadow?: boolean;
 }
 
 export interface ChunkJobData extends RunJobData {

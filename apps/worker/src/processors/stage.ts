@@ -1,6 +1,7 @@
 import { WaitingChildrenError, type FlowProducer, type Job } from 'bullmq';
 import {
   buildChunkFlow,
+  runCompare,
   runFinalize,
   runPreflight,
   runPromote,
@@ -53,6 +54,7 @@ const stageOfJob: Record<string, StageName> = {
   [StageJob.preflight]: 'preflight',
   [StageJob.index]: 'index',
   [StageJob.finalize]: 'finalize',
+  [StageJob.compare]: 'compare',
   [StageJob.promote]: 'promote',
   [StageJob.report]: 'report',
 };
@@ -92,6 +94,18 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
             return runPreflight(jobCtx, job.data);
           case StageJob.finalize:
             return runFinalize(jobCtx, job.data);
+          case StageJob.compare: {
+            const report = await runCompare(jobCtx, job.data);
+            // Beyond the thresholds the run waits for an operator: promote is parked by the gate.
+            if (!report.withinThresholds) {
+              await ctx.store.setStatus(
+                runId,
+                'awaiting-approval',
+                `held for approval: ${report.reasons.join('; ')}`,
+              );
+            }
+            return report;
+          }
           case StageJob.promote:
             return runPromote(jobCtx, job.data);
           default:

@@ -1,0 +1,100 @@
+import {
+  chunkSettings,
+  getMedia,
+  planChunks,
+  refreshNames,
+  stageOrder,
+  summariseRanges,
+  type CatalogQuery,
+  type Config,
+  type EsClient,
+  type MediaCatalog,
+  type Pool,
+} from '@freshet/core';
+import { parseProfile, type RefreshRequest } from './refresh.js';
+
+/** What a refresh would do, computed without changing anything anywhere. */
+export interface RefreshPlan {
+  readonly media: string;
+  readonly profile: string;
+  readonly shadow: boolean;
+  readonly stages: string[];
+  readonly chunks: {
+    count: number;
+    chunkSizeRows: number;
+    rowCap: number | null;
+    upstreamRows: number;
+    plannedRows: number;
+    ranges: string[];
+  };
+  readonly tables: { live: string; temp: string };
+  readonly indices: { main: string; filtered: string };
+  /** Aliases promotion would move: from the indices holding them now, to the new ones. */
+  readonly aliases: { alias: string; from: string[]; to: string }[];
+}
+
+async function aliasHolders(es: EsClient, alias: string): Promise<string[]> {
+  if (!(await es.indices.existsAlias({ name: alias }))) return [];
+  return Object.keys(await es.indices.getAlias({ name: alias }));
+}
+
+/**
+ * The plan of a refresh (a dry run): stages, chunk count and ranges, index names, the aliases
+ * that would move. Only reads: no run is recorded, nothing is enqueued, created or moved.
+ */
+export async function planRefresh(
+  deps: { config: Config; catalog: Pool; es: EsClient; media: MediaCatalog },
+  request: RefreshRequest & { shadow?: boolean },
+): Promise<RefreshPlan> {
+  const def = getMedia(deps.media, request.media);
+  const profile = parseProfile(request.profile);
+  const names = refreshNames(def, profile, '<runId>', deps.config.ELASTICSEARCH_INDEX_PREFIX);
+  const { chunkSizeRows, rowCap } = chunkSettings(deps.config, def, profile, request.chunkSizeRows);
+  const query: CatalogQuery = async (sql, params) =>
+    (await deps.catalog.query(sql, params)).rows as never[];
+  const plan = await planChunks(query, def, chunkSizeRows, rowCap);
+  const stages: string[] = [...stageOrder];
+  if (request.shadow)
+    stages.splice(stages.indexOf('promote'), 0, 'compare (held for approval beyond thresholds)');
+  return {
+    media: def.name,
+    profile,
+    shadow: request.shadow ?? false,
+    stages,
+    chunks: {
+      count: plan.ranges.length,
+      chunkSizeRows,
+      rowCap,
+      upstreamRows: plan.upstreamRows,
+      plannedRows: plan.plannedRows,
+      ranges: summariseRanges(plan.ranges),
+    },
+    tables: { live: names.table, temp: names.tempTable },
+    indices: { main: names.index, filtered: names.filteredIndex },
+    aliases: [
+      { alias: names.alias, from: await aliasHolders(deps.es, names.alias), to: names.index },
+      {
+        alias: names.filteredAlias,
+        from: await aliasHolders(deps.es, names.filteredAlias),
+        to: names.filteredIndex,
+      },
+    ],
+  };
+}
+
+/** The plan as text for the terminal. */
+export function formatPlan(plan: RefreshPlan): string {
+  const lines = [
+    `dry run: ${plan.profile} refresh of ${plan.media}${plan.shadow ? ' (shadow)' : ''} — nothing is changed`,
+    `stages:  ${plan.stages.join(' -> ')}`,
+    `chunks:  ${plan.chunks.count} of ~${plan.chunks.chunkSizeRows} rows over ${plan.chunks.plannedRows} of ${plan.chunks.upstreamRows} upstream rows${plan.chunks.rowCap === null ? '' : ` (row cap ${plan.chunks.rowCap})`}`,
+    ...plan.chunks.ranges,
+    `tables:  build ${plan.tables.temp}, swap into ${plan.tables.live}`,
+    `indices: ${plan.indices.main}, ${plan.indices.filtered}`,
+    ...plan.aliases.map(
+      (a) =>
+        `alias:   ${a.alias}: ${a.from.length > 0 ? a.from.join(', ') : '(none)'} -> ${a.to}${plan.shadow ? ' (after approval if held)' : ''}`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
