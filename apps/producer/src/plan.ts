@@ -53,9 +53,9 @@ export async function planRefresh(
   const query: CatalogQuery = async (sql, params) =>
     (await deps.catalog.query(sql, params)).rows as never[];
   const plan = await planChunks(query, def, chunkSizeRows, rowCap);
-  const stages: string[] = [...stageOrder];
-  if (request.shadow)
-    stages.splice(stages.indexOf('promote'), 0, 'compare (held for approval beyond thresholds)');
+  const stages = stageOrder.flatMap((s) =>
+    s !== 'compare' ? [s] : request.shadow ? ['compare (held for approval beyond thresholds)'] : [],
+  );
   return {
     media: def.name,
     profile,
