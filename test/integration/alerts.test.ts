@@ -135,6 +135,7 @@ describe('alerts', { timeout: 300_000 }, () => {
   before(async () => {
     receiver = await startReceiver();
     t = await createTestEnv({
+      DASHBOARD_PUBLIC_URL: 'http://dashboard.test',
       FRESHET_MEDIA_FILE: writeClipMedia(),
       CHUNK_ATTEMPTS: '2',
       CHUNK_BACKOFF_MS: '10',

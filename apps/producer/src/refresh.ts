@@ -115,8 +115,9 @@ export async function retryRun(
   if (jobs.length === 0) {
     throw new ConflictError(`run ${runId} has no failed job to retry (status ${run.status})`);
   }
-  for (const job of jobs) await job.retry('failed');
+  // Running first: a retried job that fails all its attempts again must be able to block the run again.
   await store.markRunning(runId, true);
+  for (const job of jobs) await job.retry('failed');
   await store.audit(runId, actor, 'retry', { jobs: jobs.map((j) => j.id) });
   return jobs.map((j) => j.id ?? '?');
 }

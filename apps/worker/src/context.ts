@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import {
   AdmissionControl,
+  createNotifier,
+  dashboardRunUrl,
   createDatabases,
   createEsClient,
   loadMediaCatalog,
@@ -20,6 +22,8 @@ export function createRefreshContext(
 } {
   const dbs = createDatabases(config, 'freshet-worker');
   const es = createEsClient(config);
+  const runUrl = dashboardRunUrl(config);
+  const notifier = createNotifier(config, logger, { api: dbs.api, ...(runUrl ? { runUrl } : {}) });
   return {
     config,
     dbs,
@@ -32,7 +36,9 @@ export function createRefreshContext(
     store: new RunStore(dbs.api),
     sensitiveTerms: parseSensitiveTerms(readFileSync(config.SENSITIVE_TERMS_FILE, 'utf8')),
     logger,
+    notifier,
     async close() {
+      await notifier.close();
       await Promise.allSettled([dbs.close(), es.close()]);
     },
   };

@@ -91,6 +91,7 @@ const schema = z.object({
     .optional(),
   FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
   FRESHET_ALLOW_DROP: bool.default(false),
+  DASHBOARD_PUBLIC_URL: url(['http:', 'https:'], 'https://freshet.example.org').optional(),
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
   STUCK_AFTER_MS: positiveInt.default(15 * 60_000),
   MONITOR_INTERVAL_MS: positiveInt.default(30_000),

@@ -378,6 +378,14 @@ const kindOfStatus: Partial<Record<RunStatus, AlertKind>> = {
 /** A claim older than this without `sent_at` was left by a process that died while sending. */
 const staleClaimSql = `interval '5 minutes'`;
 
+/** Links to the dashboard's run view, when DASHBOARD_PUBLIC_URL is set. */
+export function dashboardRunUrl(
+  config: Pick<Config, 'DASHBOARD_PUBLIC_URL'>,
+): ((runId: string) => string | undefined) | undefined {
+  const base = config.DASHBOARD_PUBLIC_URL?.replace(/\/+$/, '');
+  return base ? (runId) => `${base}/runs/${runId}` : undefined;
+}
+
 /** Delivery settings of a {@link Notifier}. */
 export interface NotifierOptions {
   /** The API database pool: dedupes alerts in `freshet.alerts`. Without it nothing is deduped. */

@@ -114,7 +114,10 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
       },
     );
     if (!isFanout) await ctx.store.finishStage(runId, stage, 'done', result);
-    if (job.name === StageJob.report) await ctx.store.setStatus(runId, 'succeeded');
+    if (job.name === StageJob.report) {
+      await ctx.store.setStatus(runId, 'succeeded');
+      void ctx.notifier?.notifyRunStatus(runId);
+    }
     return result;
   };
 }

@@ -160,7 +160,11 @@ export async function tracked<T>(
       },
     );
     log.warn({ error: e.message, errorName: e.name, final }, 'job attempt failed');
-    if (final && !(e instanceof RunCancelledError)) await options.onFinalFailure(e);
+    if (final && !(e instanceof RunCancelledError)) {
+      await options.onFinalFailure(e);
+      // Alerting must not hold the job: the notifier retries on its own and never rejects.
+      void ctx.notifier?.notifyRunStatus(runId);
+    }
     throw err;
   } finally {
     bullSignal?.removeEventListener('abort', onBullAbort);

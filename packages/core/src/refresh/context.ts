@@ -1,5 +1,6 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { AdmissionControl } from '../admission.js';
+import type { Notifier } from '../notify.js';
 import type { Config } from '../config.js';
 import type { Databases } from '../db.js';
 import type { JobScope } from '../job-scope.js';
@@ -18,6 +19,8 @@ export interface RefreshContext {
   readonly logger: Logger;
   /** Headroom check before heavy work (workers have one; absent means always admitted). */
   readonly admission?: AdmissionControl;
+  /** Alerts on blocked, failed and succeeded runs (absent: none are sent). */
+  readonly notifier?: Notifier;
 }
 
 /** A refresh context bound to one job attempt: its connections are tagged and cancellable. */
