@@ -42,6 +42,9 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
     // One snapshot for the copy and the skipped counts, so they add up.
     await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await target.query('BEGIN');
+    // Two attempts of one chunk (a stalled job re-run while the first still writes) take turns:
+    // the second waits, then deletes what the first committed, so rows are never doubled.
+    await target.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${data.runId}.c${data.chunk}`]);
     await target.query(`DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange}`);
     const ingest = target.query(
       copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN (FORMAT binary)`),
