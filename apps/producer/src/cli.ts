@@ -13,6 +13,7 @@ import {
   type Config,
 } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
+import { startDashboard } from '@freshet/dashboard';
 import { openProducer, type Producer } from './producer.js';
 import { waitForRun } from './progress.js';
 import { retryRun, startRefresh } from './refresh.js';
@@ -146,6 +147,18 @@ export function buildCli(): Command {
       const config = loadConfig();
       const logger = createLogger(config);
       const app = await startWorker(config, logger);
+      closeOnSignal(app, logger, config.SHUTDOWN_TIMEOUT_MS);
+    });
+
+  program
+    .command('dashboard')
+    .description(
+      'serve the dashboard (run view, REST API, Bull Board, /metrics) on DASHBOARD_PORT until SIGTERM',
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config);
+      const app = await startDashboard(config, logger);
       closeOnSignal(app, logger, config.SHUTDOWN_TIMEOUT_MS);
     });
   return program;

@@ -1,0 +1,158 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { UserError, type Config } from '@freshet/core';
+
+/** Who is signed in: the operator may change things, the viewer only looks. */
+export type Role = 'operator' | 'viewer';
+
+/** The roles, strongest first. */
+export const roles: readonly Role[] = ['operator', 'viewer'];
+
+/** The realm of the Basic challenge (the browser shows it in its login prompt). */
+export const authRealm = 'freshet';
+
+/** The configured token of each role; a role without a token cannot sign in. */
+export type RoleTokens = Readonly<Partial<Record<Role, string>>>;
+
+/**
+ * The tokens from FRESHET_OPERATOR_TOKEN and FRESHET_VIEWER_TOKEN. Throws a {@link UserError}
+ * naming both variables when neither is set: a dashboard nobody can sign in to is a mistake.
+ */
+export function roleTokens(
+  config: Pick<Config, 'FRESHET_OPERATOR_TOKEN' | 'FRESHET_VIEWER_TOKEN'>,
+): RoleTokens {
+  const tokens: Partial<Record<Role, string>> = {};
+  if (config.FRESHET_OPERATOR_TOKEN) tokens.operator = config.FRESHET_OPERATOR_TOKEN;
+  if (config.FRESHET_VIEWER_TOKEN) tokens.viewer = config.FRESHET_VIEWER_TOKEN;
+  if (!tokens.operator && !tokens.viewer) {
+    throw new UserError(
+      'the dashboard needs at least one of FRESHET_OPERATOR_TOKEN (may change runs and queues) ' +
+        'and FRESHET_VIEWER_TOKEN (read-only), each 8 or more characters; set one and start again',
+    );
+  }
+  return Object.freeze(tokens);
+}
+
+/**
+ * Equality of two secrets in time independent of where they differ: both sides are hashed
+ * first, so their lengths leak nothing either.
+ */
+export function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a, 'utf8').digest();
+  const hb = createHash('sha256').update(b, 'utf8').digest();
+  return timingSafeEqual(ha, hb);
+}
+
+/**
+ * The role an `Authorization` header proves, or undefined. Accepted forms:
+ * `Bearer <token>` (either role's token) and `Basic base64(<role>:<token>)` with the user name
+ * `operator` or `viewer`. Every configured token is compared, so timing does not tell which
+ * role a guess came close to.
+ */
+export function roleFromAuthorization(
+  header: string | undefined,
+  tokens: RoleTokens,
+): Role | undefined {
+  if (!header) return undefined;
+  const space = header.indexOf(' ');
+  if (space < 0) return undefined;
+  const scheme = header.slice(0, space).toLowerCase();
+  const value = header.slice(space + 1).trim();
+  let user: string | undefined;
+  let secret: string;
+  if (scheme === 'bearer') {
+    secret = value;
+  } else if (scheme === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return undefined;
+    user = decoded.slice(0, colon);
+    secret = decoded.slice(colon + 1);
+  } else {
+    return undefined;
+  }
+  let found: Role | undefined;
+  for (const role of roles) {
+    const token = tokens[role];
+    if (token === undefined) continue;
+    const match = safeEqual(secret, token);
+    if (match && found === undefined && (user === undefined || user === role)) found = role;
+  }
+  return found;
+}
+
+/** The role of an authenticated request (set by {@link requireAuth}). */
+export function roleOf(res: Response): Role {
+  return (res.locals as { role: Role }).role;
+}
+
+/**
+ * Answers 401 with a Basic challenge (so a browser shows its login prompt) unless the request
+ * carries a valid token; stores the role in `res.locals.role`.
+ */
+export function requireAuth(tokens: RoleTokens): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const role = roleFromAuthorization(req.headers.authorization, tokens);
+    if (!role) {
+      res.status(401).set('WWW-Authenticate', `Basic realm="${authRealm}"`).json({
+        error:
+          'authentication required: send Authorization: Bearer <token>, or sign in as operator or viewer with the token as password',
+      });
+      return;
+    }
+    (res.locals as { role: Role }).role = role;
+    next();
+  };
+}
+
+/** Answers 403 unless the signed-in role is the operator (for Freshet's own changing routes). */
+export function requireOperator(): RequestHandler {
+  return (_req: Request, res: Response, next: NextFunction) => {
+    if (roleOf(res) !== 'operator') {
+      res
+        .status(403)
+        .json({ error: 'the viewer role is read-only; sign in as operator to do this' });
+      return;
+    }
+    next();
+  };
+}
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** True for methods that change nothing. */
+export function isSafeMethod(method: string): boolean {
+  return safeMethods.has(method.toUpperCase());
+}
+
+/**
+ * Refuses changing requests a browser sends on behalf of another site (CSRF): Basic credentials
+ * are sent automatically, so a form on any page could otherwise post to the dashboard. Uses
+ * `Sec-Fetch-Site` when the browser sends it, else compares `Origin` with `Host`. Clients that
+ * are not browsers (curl, scripts) send neither and pass.
+ */
+export function rejectCrossSite(): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (isSafeMethod(req.method)) {
+      next();
+      return;
+    }
+    const site = req.headers['sec-fetch-site'];
+    const origin = req.headers.origin;
+    let crossSite = false;
+    if (typeof site === 'string') {
+      crossSite = site !== 'same-origin' && site !== 'none';
+    } else if (typeof origin === 'string') {
+      try {
+        crossSite = new URL(origin).host !== req.headers.host;
+      } catch {
+        crossSite = true;
+      }
+    }
+    if (crossSite) {
+      res.status(403).json({ error: 'cross-site requests cannot change anything here' });
+      return;
+    }
+    next();
+  };
+}

@@ -1,0 +1,72 @@
+import type { Queue } from 'bullmq';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { isSafeMethod, roleOf, type Role } from './auth.js';
+
+/** Where Bull Board is mounted. */
+export const boardPath = '/queues';
+
+/** A link from a job in Bull Board to its run's page. */
+function runLink(job: { data?: unknown }) {
+  const runId = (job.data as { runId?: unknown } | undefined)?.runId;
+  return typeof runId === 'string'
+    ? { displayText: `Run ${runId}`, href: `/runs/${encodeURIComponent(runId)}` }
+    : { href: '/' };
+}
+
+function board(queues: readonly Queue[], role: Role): express.Express {
+  const readOnly = role === 'viewer';
+  const adapter = new ExpressAdapter().setBasePath(boardPath);
+  createBullBoard({
+    queues: queues.map(
+      (q) =>
+        new BullMQAdapter(q, {
+          readOnlyMode: readOnly,
+          allowRetries: !readOnly,
+          description: `prefix ${q.opts.prefix ?? 'bull'}`,
+          externalJobUrl: runLink,
+        }),
+    ),
+    serverAdapter: adapter,
+    options: {
+      uiConfig: {
+        boardTitle: 'Freshet queues',
+        miscLinks: [{ text: 'Freshet runs', url: '/' }],
+        hideDocsLink: true,
+        ...(readOnly
+          ? { environment: { label: 'viewer: read-only', color: '#5b6472', textColor: '#fff' } }
+          : {}),
+      },
+    },
+  });
+  return adapter.getRouter() as express.Express;
+}
+
+/**
+ * Bull Board for both roles, to mount at {@link boardPath} behind authentication: the operator
+ * gets the full board (retry, clean, promote, pause/resume per queue); the viewer gets a board
+ * whose queues are in `readOnlyMode` (Bull Board answers 405 to writes and hides the buttons).
+ * As a second line, any changing method from the viewer is answered 405 here, before Bull Board:
+ * its pause-all and resume-all routes skip read-only queues but still answer 200.
+ */
+export function createBoards(queues: readonly Queue[]): Router {
+  const boards: Record<Role, express.Express> = {
+    operator: board(queues, 'operator'),
+    viewer: board(queues, 'viewer'),
+  };
+  const router = express.Router();
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    const role = roleOf(res);
+    if (role === 'viewer' && !isSafeMethod(req.method)) {
+      res
+        .status(405)
+        .set('Allow', 'GET, HEAD')
+        .json({ error: 'the queues are read-only for the viewer role' });
+      return;
+    }
+    boards[role](req, res, next);
+  });
+  return router;
+}

@@ -1,0 +1,16 @@
+export {
+  startDashboard,
+  createDashboardApp,
+  type Dashboard,
+  type DashboardOptions,
+} from './app.js';
+export {
+  roleTokens,
+  roleFromAuthorization,
+  safeEqual,
+  type Role,
+  type RoleTokens,
+} from './auth.js';
+export { queueDepth, queueStates, snapshotQueues, type QueueSnapshot } from './metrics.js';
+export { computePace, type Pace, type PaceInput } from './throughput.js';
+export { RunView, type RunDetails, type RunSummary } from './run-view.js';

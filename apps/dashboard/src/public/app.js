@@ -1,0 +1,1247 @@
+// @ts-check
+// The Freshet run view: renders the runs list (/) and one run (/runs/<id>) from the REST API,
+// polling about once a second while a run is active. Plain JavaScript with JSDoc types, checked
+// by `npx tsc -p apps/dashboard/src/public`; no framework and no build step.
+/* global document, window, location, fetch, setTimeout, clearTimeout */
+
+/**
+ * @typedef {{ role: 'operator' | 'viewer', canOperate: boolean, media: string[], profiles: string[], prefix: string }} Session
+ * @typedef {{ total: number, indexed: number, failed: number }} ChunkCounts
+ * @typedef {{ id: string, media: string, profile: string, status: string, stage: string | null,
+ *   chunk_count: number | null, error: string | null, requested_by: string | null,
+ *   created_at: string, started_at: string | null, finished_at: string | null, updated_at: string,
+ *   plan: Record<string, unknown> | null, counts: Record<string, unknown> | null,
+ *   active: boolean }} Run
+ * @typedef {Run & { chunks: ChunkCounts }} RunSummary
+ * @typedef {{ stage: string, status: string, started_at: string | null, finished_at: string | null,
+ *   ms: number | string | null, error: string | null }} Stage
+ * @typedef {{ total: number, copied: number, cleaned: number, indexed: number, failed: number,
+ *   running: { copy: number, clean: number, index: number }, rowsCopied: number, rowsIndexed: number,
+ *   grid: string[], gridTruncated: boolean }} Chunks
+ * @typedef {{ rowsPerSecond: number | null, chunksPerSecond: number | null, etaSeconds: number | null,
+ *   basis: string, windowSeconds: number | null }} Pace
+ * @typedef {{ reason: string, count: number, sample: string[] }} ReasonCount
+ * @typedef {{ source: string, before: number | null, after: number | null, change: number | null }} SourceCount
+ * @typedef {{ step: string, chunk: number | null, status: string, start: number, end: number | null }} Bar
+ * @typedef {{ id: number, job_id: string, step: string, chunk: number | null, attempt: number,
+ *   worker: string, status: string, started_at: string, finished_at: string | null, ms: number | null,
+ *   rows: number | null, error: string | null }} Attempt
+ * @typedef {{ id: number, job_id: string | null, level: string, msg: string, fields: unknown, at: string }} LogLine
+ * @typedef {{ id: number, actor: string, action: string, detail: unknown, at: string }} AuditLine
+ * @typedef {{ run: Run, now: string, stages: Stage[], chunks: Chunks, pace: Pace,
+ *   sources: SourceCount[], rejected: ReasonCount[], changed: ReasonCount[], tagsDropped: ReasonCount[],
+ *   timeline: { origin: string | null, bars: Bar[], truncated: boolean },
+ *   attempts: Attempt[], logs: LogLine[], audit: AuditLine[] }} RunDetails
+ * @typedef {string | number | Node | null | undefined | false} Child
+ */
+
+const activeStatuses = new Set(['queued', 'running', 'blocked', 'paused', 'awaiting-approval']);
+const fastPollMs = 1000;
+const slowPollMs = 10000;
+const svgNs = 'http://www.w3.org/2000/svg';
+const stepNames = /** @type {const} */ (['copy', 'clean', 'index']);
+const stepStatusNames = /** @type {Record<string, string>} */ ({
+  p: 'pending',
+  r: 'running',
+  d: 'done',
+  f: 'failed',
+  s: 'skipped',
+});
+
+// ---------------------------------------------------------------------------------------------
+// DOM helpers
+
+/**
+ * Creates an HTML element. Attributes whose value is null, undefined or false are left out;
+ * `on<event>` attributes given a function become listeners. Text is always set as text.
+ * @param {string} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {HTMLElement}
+ */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+/**
+ * Creates an SVG element.
+ * @param {string} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {SVGElement}
+ */
+function s(tag, attrs = {}, ...children) {
+  const el = /** @type {SVGElement} */ (document.createElementNS(svgNs, tag));
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+/**
+ * @param {Element} el
+ * @param {Record<string, unknown>} attrs
+ */
+function setAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
+    } else {
+      el.setAttribute(key, value === true ? '' : attrText(value));
+    }
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @returns {string}
+ */
+function attrText(value) {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value) ?? '';
+}
+
+/**
+ * @param {Element} el
+ * @param {(Child | Child[])[]} children
+ */
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(typeof child === 'number' ? String(child) : child);
+  }
+}
+
+/**
+ * Replaces the children of `el`.
+ * @param {Element} el
+ * @param {...(Child | Child[])} children
+ */
+function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const numberFormat = new Intl.NumberFormat('en');
+
+/**
+ * @param {number | string | null | undefined} n
+ * @returns {string}
+ */
+function num(n) {
+  if (n === null || n === undefined || n === '') return '–';
+  return numberFormat.format(Number(n));
+}
+
+/**
+ * A duration in ms as "850 ms", "12.3 s", "4 m 05 s" or "2 h 03 m".
+ * @param {number | string | null | undefined} ms
+ * @returns {string}
+ */
+function duration(ms) {
+  if (ms === null || ms === undefined) return '–';
+  const v = Number(ms);
+  if (!Number.isFinite(v) || v < 0) return '–';
+  if (v < 1000) return `${Math.round(v)} ms`;
+  const sec = v / 1000;
+  if (sec < 60) return `${sec.toFixed(sec < 10 ? 1 : 0)} s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return `${m} m ${String(Math.floor(sec % 60)).padStart(2, '0')} s`;
+  const hr = Math.floor(m / 60);
+  if (hr < 48) return `${hr} h ${String(m % 60).padStart(2, '0')} m`;
+  return `${Math.floor(hr / 24)} d ${hr % 24} h`;
+}
+
+/**
+ * A timestamp as local time (with the date when it is not today).
+ * @param {string | null | undefined} iso
+ * @returns {string}
+ */
+function time(iso) {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  const today = new Date();
+  const sameDay = d.toDateString() === today.toDateString();
+  return d.toLocaleString('en-GB', {
+    ...(sameDay ? {} : { year: 'numeric', month: 'short', day: 'numeric' }),
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+/**
+ * A `<time>` element with the full timestamp as its machine-readable value and tooltip.
+ * @param {string | null | undefined} iso
+ */
+function timeEl(iso) {
+  if (!iso) return h('span', { class: 'muted' }, '–');
+  return h('time', { datetime: iso, title: new Date(iso).toString() }, time(iso));
+}
+
+/**
+ * Milliseconds between two timestamps (to `now` when `to` is missing).
+ * @param {string | null | undefined} from
+ * @param {string | null | undefined} to
+ * @param {string} now
+ */
+function span(from, to, now) {
+  if (!from) return null;
+  return Date.parse(to ?? now) - Date.parse(from);
+}
+
+/**
+ * @param {string} status
+ */
+function badge(status) {
+  return h(
+    'span',
+    { class: `badge st-${status.replace(/\s+/g, '-')}`, 'data-status': status },
+    status,
+  );
+}
+
+/**
+ * A progress bar with its numbers.
+ * @param {string} label
+ * @param {number} done
+ * @param {number} total
+ * @param {string} [cls]
+ */
+function progress(label, done, total, cls = '') {
+  const pct = total > 0 ? Math.min(100, (done / total) * 100) : 0;
+  const bar = h('div', { class: `bar-fill ${cls}` });
+  bar.style.width = `${pct}%`;
+  return h(
+    'div',
+    { class: 'progress' },
+    h('span', { class: 'progress-label' }, label),
+    h(
+      'div',
+      {
+        class: 'bar',
+        role: 'progressbar',
+        'aria-label': label,
+        'aria-valuemin': 0,
+        'aria-valuemax': total,
+        'aria-valuenow': done,
+      },
+      bar,
+    ),
+    h('span', { class: 'progress-num' }, `${num(done)} / ${num(total)}`),
+  );
+}
+
+/**
+ * A table. Each column is [heading, cell renderer, optional class].
+ * @template T
+ * @param {string} caption
+ * @param {[string, (row: T) => Child | Child[], string?][]} columns
+ * @param {T[]} rows
+ * @param {string} [empty]
+ */
+function table(caption, columns, rows, empty = 'Nothing yet.') {
+  if (rows.length === 0) return h('p', { class: 'muted empty' }, empty);
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      {},
+      h('caption', { class: 'sr-only' }, caption),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          columns.map(([title, , cls]) => h('th', { scope: 'col', class: cls }, title)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        rows.map((row) =>
+          h(
+            'tr',
+            {},
+            columns.map(([, render, cls]) => h('td', { class: cls }, render(row))),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * A titled panel.
+ * @param {string} title
+ * @param {string} id
+ * @param {...(Child | Child[])} children
+ */
+function panel(title, id, ...children) {
+  return h(
+    'section',
+    { class: 'panel', 'aria-labelledby': `${id}-title` },
+    h('h2', { id: `${id}-title` }, title),
+    h('div', { id }, ...children),
+  );
+}
+
+/**
+ * A titled panel whose body scrolls past a fixed height (long tables).
+ * @param {string} title
+ * @param {string} id
+ */
+function scrollPanel(title, id) {
+  return h(
+    'section',
+    { class: 'panel', 'aria-labelledby': `${id}-title` },
+    h('h2', { id: `${id}-title` }, title),
+    h('div', {
+      id,
+      class: 'scroll',
+      tabindex: 0,
+      role: 'region',
+      'aria-labelledby': `${id}-title`,
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// API
+
+/**
+ * Calls the REST API; throws an Error carrying the API's `{ error }` message.
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<unknown>}
+ */
+async function api(path, init = {}) {
+  const res = await fetch(`/api${path}`, {
+    ...init,
+    headers: {
+      Accept: 'application/json',
+      ...(init.body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    credentials: 'same-origin',
+  });
+  const body = parseJson(await res.text());
+  if (!res.ok) {
+    const error =
+      typeof body === 'object' && body !== null
+        ? /** @type {{ error?: unknown }} */ (body).error
+        : undefined;
+    const message = typeof error === 'string' ? error : `HTTP ${res.status}`;
+    throw Object.assign(new Error(message), { status: res.status });
+  }
+  return body;
+}
+
+/**
+ * @param {string} text
+ * @returns {unknown}
+ */
+function parseJson(text) {
+  try {
+    return text ? /** @type {unknown} */ (JSON.parse(text)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Shows an error (or clears it with null).
+ * @param {string | null} message
+ */
+function flash(message) {
+  const el = byId('flash');
+  el.hidden = message === null;
+  fill(el, message ?? '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polling
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let timer;
+/** @type {(() => Promise<number>) | undefined} */
+let poller;
+let generation = 0;
+
+/**
+ * Runs `tick` now and again after the delay it returns; a new call replaces the previous loop.
+ * Stops while the tab is hidden and starts again when it shows.
+ * @param {() => Promise<number>} tick resolves to the delay before the next call (ms)
+ */
+function poll(tick) {
+  poller = tick;
+  const gen = ++generation;
+  clearTimeout(timer);
+  timer = undefined;
+  const run = async () => {
+    timer = undefined;
+    let delay = slowPollMs;
+    try {
+      delay = await tick();
+    } catch (err) {
+      flash(`Could not refresh: ${/** @type {Error} */ (err).message}`);
+    }
+    if (gen === generation && !document.hidden) timer = setTimeout(() => void run(), delay);
+  };
+  void run();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && poller && timer === undefined) poll(poller);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Runs list
+
+/**
+ * @param {Session} session
+ * @param {HTMLElement} main
+ */
+function renderRunsPage(session, main) {
+  document.title = 'Runs · Freshet';
+  const list = h('div', { id: 'runs' }, h('p', { class: 'muted' }, 'Loading runs…'));
+  fill(
+    main,
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', {}, 'Refresh runs'),
+      h('p', { class: 'muted' }, `Queue prefix ${session.prefix}`),
+    ),
+    session.canOperate ? startForm(session) : null,
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'runs-title' },
+      h('h2', { id: 'runs-title' }, 'Recent runs'),
+      list,
+    ),
+  );
+  poll(async () => {
+    const { runs } = /** @type {{ runs: RunSummary[] }} */ (await api('/runs?limit=100'));
+    flash(null);
+    fill(list, runsTable(runs));
+    return runs.some((r) => r.active) ? fastPollMs : slowPollMs;
+  });
+}
+
+/**
+ * @param {Session} session
+ */
+function startForm(session) {
+  const media = /** @type {HTMLSelectElement} */ (
+    h(
+      'select',
+      { id: 'start-media', name: 'media', required: true },
+      session.media.map((m) => h('option', { value: m }, m)),
+    )
+  );
+  const profile = /** @type {HTMLSelectElement} */ (
+    h(
+      'select',
+      { id: 'start-profile', name: 'profile' },
+      session.profiles.map((p) => h('option', { value: p }, p)),
+    )
+  );
+  const button = /** @type {HTMLButtonElement} */ (
+    h('button', { type: 'submit', class: 'primary' }, 'Start refresh')
+  );
+  const form = h(
+    'form',
+    {
+      class: 'panel start-form',
+      'aria-labelledby': 'start-title',
+      /** @param {SubmitEvent} e */
+      onsubmit: async (e) => {
+        e.preventDefault();
+        button.disabled = true;
+        try {
+          const { runId } = /** @type {{ runId: string }} */ (
+            await api('/runs', {
+              method: 'POST',
+              body: JSON.stringify({ media: media.value, profile: profile.value }),
+            })
+          );
+          location.assign(`/runs/${encodeURIComponent(runId)}`);
+        } catch (err) {
+          flash(`Could not start: ${/** @type {Error} */ (err).message}`);
+          button.disabled = false;
+        }
+      },
+    },
+    h('h2', { id: 'start-title' }, 'Start a refresh'),
+    h(
+      'div',
+      { class: 'form-row' },
+      h('label', { for: 'start-media' }, 'Media type', media),
+      h('label', { for: 'start-profile' }, 'Profile', profile),
+      button,
+    ),
+    h(
+      'p',
+      { class: 'hint' },
+      'Staging builds prefixed tables and indices and never touches production aliases.',
+    ),
+  );
+  return form;
+}
+
+/**
+ * @param {RunSummary[]} runs
+ */
+function runsTable(runs) {
+  return table(
+    'Recent runs',
+    [
+      ['Run', (r) => h('a', { href: `/runs/${encodeURIComponent(r.id)}`, class: 'mono' }, r.id)],
+      ['Media', (r) => r.media],
+      ['Profile', (r) => r.profile],
+      ['Status', (r) => badge(r.status)],
+      ['Stage', (r) => r.stage ?? '–'],
+      [
+        'Chunks indexed',
+        (r) =>
+          r.chunks.total > 0
+            ? progress(
+                `Chunks indexed for ${r.id}`,
+                r.chunks.indexed,
+                r.chunks.total,
+                r.chunks.failed ? 'has-failed' : '',
+              )
+            : h('span', { class: 'muted' }, 'not planned yet'),
+        'wide',
+      ],
+      ['Started', (r) => timeEl(r.started_at ?? r.created_at)],
+      [
+        'Duration',
+        (r) => duration(span(r.started_at, r.finished_at, new Date().toISOString())),
+        'num',
+      ],
+      ['By', (r) => r.requested_by ?? '–'],
+    ],
+    runs,
+    'No runs yet. Start one above, or with `freshet refresh <media>`.',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run
+
+/**
+ * @param {Session} session
+ * @param {HTMLElement} main
+ * @param {string} runId
+ */
+function renderRunPage(session, main, runId) {
+  document.title = `Run ${runId} · Freshet`;
+  const status = h('span', { id: 'run-status-wrap' });
+  const meta = h('p', { class: 'muted', id: 'run-meta' });
+  const controls = session.canOperate ? runControls(runId) : undefined;
+  const errorBox = h('div', { class: 'run-error', role: 'alert', hidden: true });
+  const cards = h('div', { class: 'cards', id: 'cards' });
+  const steps = h('div', { class: 'steps' });
+  fill(
+    main,
+    h('p', { class: 'crumbs' }, h('a', { href: '/' }, '← All runs')),
+    h(
+      'div',
+      { class: 'page-head run-head' },
+      h('div', {}, h('h1', {}, 'Run ', h('span', { class: 'mono' }, runId), ' ', status), meta),
+      controls
+        ? controls.el
+        : h('p', { class: 'muted read-only' }, 'Read-only: signed in as viewer.'),
+    ),
+    errorBox,
+    cards,
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'progress-title' },
+      h('h2', { id: 'progress-title' }, 'Progress'),
+      steps,
+    ),
+    panel('Stages', 'stages'),
+    panel('Timeline', 'timeline'),
+    panel('Chunks', 'chunks'),
+    h(
+      'div',
+      { class: 'two-col' },
+      panel('Rows per source', 'sources'),
+      panel('Rejected rows', 'rejected'),
+    ),
+    panel('Cleaning', 'cleaning'),
+    scrollPanel('Attempts (most recent first)', 'attempts'),
+    scrollPanel('Logs', 'logs'),
+    scrollPanel('Audit log', 'audit'),
+  );
+  /** @type {string[]} */
+  let previousGrid = [];
+  poll(async () => {
+    const d = /** @type {RunDetails} */ (await api(`/runs/${encodeURIComponent(runId)}`));
+    flash(null);
+    const run = d.run;
+    fill(
+      status,
+      h(
+        'span',
+        { 'data-testid': 'run-status', class: `badge st-${run.status}`, 'data-status': run.status },
+        run.status,
+      ),
+    );
+    fill(
+      meta,
+      `${run.media} · ${run.profile} · requested by ${run.requested_by ?? 'unknown'} · created `,
+      timeEl(run.created_at),
+      run.finished_at ? ' · finished ' : '',
+      run.finished_at ? timeEl(run.finished_at) : '',
+    );
+    errorBox.hidden = !run.error;
+    fill(errorBox, run.error ? h('strong', {}, 'Problem: ') : '', run.error ?? '');
+    controls?.update(run.status);
+    renderCards(cards, d);
+    fill(
+      steps,
+      stepNames.map((step) => {
+        const done =
+          step === 'copy'
+            ? d.chunks.copied
+            : step === 'clean'
+              ? d.chunks.cleaned
+              : d.chunks.indexed;
+        const running = d.chunks.running[step];
+        return h(
+          'div',
+          { class: 'step-row' },
+          progress(
+            `${step[0]?.toUpperCase()}${step.slice(1)}`,
+            done,
+            d.chunks.total,
+            `step-${step}`,
+          ),
+          h('span', { class: 'muted small' }, running ? `${running} running` : ''),
+        );
+      }),
+    );
+    fill(byId('stages'), stagesTable(d));
+    fill(byId('timeline'), timelineChart(d));
+    previousGrid = renderGrid(byId('chunks'), d.chunks, previousGrid);
+    fill(byId('sources'), sourcesTable(d.sources, run));
+    fill(
+      byId('rejected'),
+      table(
+        'Rejected rows per reason',
+        [
+          ['Reason', (r) => r.reason],
+          ['Rows', (r) => num(r.count), 'num'],
+          [
+            'Sample keys',
+            (r) => h('span', { class: 'mono small' }, r.sample.slice(0, 3).join(', ')),
+            'sample',
+          ],
+        ],
+        d.rejected,
+        'No row rejected so far.',
+      ),
+    );
+    fill(
+      byId('cleaning'),
+      h(
+        'div',
+        { class: 'two-col inner' },
+        h(
+          'div',
+          {},
+          h('h3', {}, 'Rows changed per rule'),
+          reasonTable('Rows changed per rule', 'Rule', d.changed),
+        ),
+        h(
+          'div',
+          {},
+          h('h3', {}, 'Tags dropped per reason'),
+          reasonTable('Tags dropped per reason', 'Reason', d.tagsDropped),
+        ),
+      ),
+    );
+    fill(byId('attempts'), attemptsTable(d.attempts));
+    fill(byId('logs'), logsTable(d.logs));
+    fill(byId('audit'), auditTable(d.audit));
+    return run.active ? fastPollMs : slowPollMs;
+  });
+}
+
+/**
+ * The run's control buttons; `update` enables those that apply to the status.
+ * @param {string} runId
+ */
+function runControls(runId) {
+  /** @type {Record<string, { label: string, when: (status: string) => boolean, confirm?: string, cls?: string }>} */
+  const actions = {
+    pause: { label: 'Pause', when: (st) => ['queued', 'running', 'blocked'].includes(st) },
+    resume: { label: 'Resume', when: (st) => st === 'paused' },
+    retry: {
+      label: 'Retry failed',
+      when: (st) => st === 'blocked' || st === 'failed',
+    },
+    cancel: {
+      label: 'Cancel',
+      when: (st) => activeStatuses.has(st),
+      confirm: 'Cancel this run? Its running work is stopped and it cannot be resumed.',
+      cls: 'danger',
+    },
+  };
+  /** @type {Map<string, HTMLButtonElement>} */
+  const buttons = new Map();
+  let current = '';
+  const el = h('div', { class: 'controls', role: 'group', 'aria-label': 'Run controls' });
+  for (const [action, spec] of Object.entries(actions)) {
+    const button = /** @type {HTMLButtonElement} */ (
+      h(
+        'button',
+        {
+          type: 'button',
+          class: spec.cls ?? '',
+          'data-action': action,
+          disabled: true,
+          onclick: async () => {
+            if (spec.confirm && !window.confirm(spec.confirm)) return;
+            for (const b of buttons.values()) b.disabled = true;
+            try {
+              const res = /** @type {{ status: string }} */ (
+                await api(`/runs/${encodeURIComponent(runId)}/${action}`, { method: 'POST' })
+              );
+              flash(null);
+              if (poller) poll(poller);
+              update(res.status);
+            } catch (err) {
+              flash(`${spec.label} failed: ${/** @type {Error} */ (err).message}`);
+              update(current);
+            }
+          },
+        },
+        spec.label,
+      )
+    );
+    buttons.set(action, button);
+    el.append(button);
+  }
+  /** @param {string} status */
+  function update(status) {
+    current = status;
+    // Nothing can be done to a run that succeeded or was cancelled.
+    el.hidden = status === 'succeeded' || status === 'cancelled';
+    for (const [action, button] of buttons) button.disabled = !actions[action]?.when(status);
+  }
+  return { el, update };
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {RunDetails} d
+ */
+function renderCards(el, d) {
+  const { run, chunks, pace } = d;
+  const elapsed = span(run.started_at, run.finished_at, d.now);
+  const upstream = /** @type {{ upstreamRows?: number } | null} */ (run.plan)?.upstreamRows;
+  /** @type {[string, Child | Child[], string?, string?][]} */
+  const items = [
+    ['Stage', run.stage ?? '–'],
+    [
+      'Chunks indexed',
+      [
+        h('span', { 'data-testid': 'chunks-indexed' }, String(chunks.indexed)),
+        h('span', { class: 'of' }, ` / ${num(chunks.total)}`),
+      ],
+      chunks.failed ? `${chunks.failed} with a failed step` : undefined,
+      chunks.failed ? 'warn' : undefined,
+    ],
+    [
+      'Rows indexed',
+      num(chunks.rowsIndexed),
+      upstream !== undefined ? `of about ${num(upstream)} upstream` : undefined,
+    ],
+    [
+      'Rows / s',
+      pace.rowsPerSecond === null ? '–' : num(Math.round(pace.rowsPerSecond)),
+      pace.basis === 'recent'
+        ? `last ${Math.round(pace.windowSeconds ?? 0)} s`
+        : pace.basis === 'whole run'
+          ? 'average'
+          : undefined,
+    ],
+    [
+      'ETA',
+      [
+        h(
+          'span',
+          { 'data-testid': 'eta' },
+          pace.etaSeconds === null ? (run.active ? '–' : 'done') : duration(pace.etaSeconds * 1000),
+        ),
+      ],
+      run.active ? 'for the chunks' : undefined,
+    ],
+    ['Elapsed', duration(elapsed)],
+  ];
+  fill(
+    el,
+    items.map(([label, value, note, cls]) =>
+      h(
+        'div',
+        { class: `card ${cls ?? ''}` },
+        h('div', { class: 'card-label' }, label),
+        h('div', { class: 'card-value' }, value),
+        note ? h('div', { class: 'card-note' }, note) : null,
+      ),
+    ),
+  );
+}
+
+/**
+ * @param {RunDetails} d
+ */
+function stagesTable(d) {
+  return table(
+    'Stages',
+    [
+      ['Stage', (st) => h('strong', {}, st.stage)],
+      ['Status', (st) => badge(st.status)],
+      ['Started', (st) => timeEl(st.started_at)],
+      ['Finished', (st) => timeEl(st.finished_at)],
+      ['Duration', (st) => duration(st.ms === null ? null : Number(st.ms)), 'num'],
+      ['Error', (st) => (st.error ? h('span', { class: 'error-text' }, st.error) : '')],
+    ],
+    d.stages,
+  );
+}
+
+/**
+ * Greedy lane packing: each bar goes to the first lane free at its start.
+ * @param {{ start: number, end: number }[]} bars sorted by start
+ * @param {number} maxLanes
+ * @returns {number[]} lane per bar
+ */
+function packLanes(bars, maxLanes) {
+  /** @type {number[]} */
+  const laneEnds = [];
+  return bars.map((b) => {
+    let lane = laneEnds.findIndex((end) => end <= b.start);
+    if (lane < 0) {
+      lane = laneEnds.length < maxLanes ? laneEnds.length : laneEnds.indexOf(Math.min(...laneEnds));
+    }
+    laneEnds[lane] = b.end;
+    return lane;
+  });
+}
+
+/**
+ * Tick spacing (ms) giving about `target` ticks over `range` ms.
+ * @param {number} range
+ * @param {number} target
+ */
+function tickStep(range, target) {
+  const steps = [
+    1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 144e5, 288e5, 864e5,
+  ];
+  return steps.find((st) => range / st <= target) ?? 864e5 * Math.ceil(range / 864e5 / target);
+}
+
+/**
+ * The intervals a run spent paused, from its audit log (pause until the next resume, cancel or
+ * now).
+ * @param {AuditLine[]} audit newest first
+ * @param {string} status
+ * @param {number} now
+ * @returns {{ start: number, end: number, actor: string }[]}
+ */
+function pausedSpans(audit, status, now) {
+  /** @type {{ start: number, end: number, actor: string }[]} */
+  const spans = [];
+  /** @type {{ start: number, actor: string } | undefined} */
+  let open;
+  for (const a of [...audit].reverse()) {
+    const at = Date.parse(a.at);
+    if (a.action === 'pause' && !open) open = { start: at, actor: a.actor };
+    else if ((a.action === 'resume' || a.action === 'cancel') && open) {
+      spans.push({ ...open, end: at });
+      open = undefined;
+    }
+  }
+  if (open && status === 'paused') spans.push({ ...open, end: now });
+  return spans;
+}
+
+/**
+ * A time-axis label: 0, 15s, 1m, 1m 30s, 2h, 2h 30m.
+ * @param {number} ms
+ */
+function tickLabel(ms) {
+  const sec = Math.round(ms / 1000);
+  if (sec === 0) return '0';
+  if (sec < 60) return `${sec}s`;
+  const m = Math.floor(sec / 60);
+  if (m < 60) return sec % 60 ? `${m}m ${sec % 60}s` : `${m}m`;
+  const hr = Math.floor(m / 60);
+  return m % 60 ? `${hr}h ${m % 60}m` : `${hr}h`;
+}
+
+/**
+ * The timeline: one row per stage (from the run store's stage times), then the chunk steps'
+ * attempts packed into lanes, so concurrency and slow chunks show at a glance.
+ * @param {RunDetails} d
+ */
+function timelineChart(d) {
+  const now = Date.parse(d.now);
+  const origin = d.timeline.origin ? Date.parse(d.timeline.origin) : null;
+  const stageSpans = d.stages
+    .filter((st) => st.started_at)
+    .map((st) => ({
+      name: st.stage,
+      status: st.status,
+      start: Date.parse(/** @type {string} */ (st.started_at)),
+      end: st.finished_at ? Date.parse(st.finished_at) : now,
+    }));
+  const chunkBars =
+    origin === null
+      ? []
+      : d.timeline.bars
+          .filter((b) => b.chunk !== null)
+          .map((b) => ({
+            ...b,
+            start: origin + b.start,
+            end: b.end === null ? now : origin + b.end,
+          }))
+          .sort((a, b) => a.start - b.start);
+  if (stageSpans.length === 0 && chunkBars.length === 0) {
+    return h('p', { class: 'muted empty' }, 'Nothing has run yet.');
+  }
+  const t0 = Math.min(...stageSpans.map((x) => x.start), ...chunkBars.map((x) => x.start));
+  const t1 = Math.max(t0 + 1000, ...stageSpans.map((x) => x.end), ...chunkBars.map((x) => x.end));
+  const width = 1000;
+  const left = 90;
+  const right = 10;
+  const rowH = 18;
+  const laneH = 7;
+  const lanes = packLanes(chunkBars, 24);
+  const laneCount = chunkBars.length ? Math.max(...lanes) + 1 : 0;
+  const stagesTop = 24;
+  const chunksTop = stagesTop + stageSpans.length * rowH + 14;
+  const height = chunksTop + laneCount * laneH + (laneCount ? 10 : 0);
+  /** @param {number} t */
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
+  const step = tickStep(t1 - t0, 8);
+  /** @type {SVGElement[]} */
+  const ticks = [];
+  for (let t = 0; t <= t1 - t0; t += step) {
+    ticks.push(
+      s('line', { x1: x(t0 + t), x2: x(t0 + t), y1: 16, y2: height, class: 'tick' }),
+      s(
+        'text',
+        { x: x(t0 + t), y: 11, class: 'tick-label', 'text-anchor': 'middle' },
+        tickLabel(t),
+      ),
+    );
+  }
+  const pauses = pausedSpans(d.audit, d.run.status, now).map((p) =>
+    s(
+      'rect',
+      {
+        x: x(Math.max(p.start, t0)),
+        y: 16,
+        width: Math.max(1, x(Math.min(p.end, t1)) - x(Math.max(p.start, t0))),
+        height: height - 16,
+        class: 'tl-pause',
+      },
+      s('title', {}, `paused by ${p.actor} for ${duration(p.end - p.start)}`),
+    ),
+  );
+  const stageRows = stageSpans.map((st, i) => {
+    const y = stagesTop + i * rowH;
+    return s(
+      'g',
+      {},
+      s('text', { x: left - 6, y: y + 12, class: 'lane-label', 'text-anchor': 'end' }, st.name),
+      s(
+        'rect',
+        {
+          x: x(st.start),
+          y: y + 2,
+          width: Math.max(2, x(st.end) - x(st.start)),
+          height: rowH - 5,
+          rx: 3,
+          class: `tl-stage tl-${st.status}`,
+        },
+        s('title', {}, `${st.name}: ${st.status}, ${duration(st.end - st.start)}`),
+      ),
+    );
+  });
+  const bars = chunkBars.map((b, i) =>
+    s(
+      'rect',
+      {
+        x: x(b.start),
+        y: chunksTop + (lanes[i] ?? 0) * laneH,
+        width: Math.max(1.5, x(b.end) - x(b.start)),
+        height: laneH - 2,
+        class: `tl-chunk tl-${b.step} tl-${b.status}`,
+      },
+      s('title', {}, `chunk ${b.chunk} ${b.step}: ${b.status}, ${duration(b.end - b.start)}`),
+    ),
+  );
+  const legend = h(
+    'p',
+    { class: 'legend small' },
+    stepNames.map((st) =>
+      h('span', { class: 'legend-item' }, h('span', { class: `swatch tl-${st}` }), `${st} attempt`),
+    ),
+    h('span', { class: 'legend-item' }, h('span', { class: 'swatch tl-failed' }), 'failed attempt'),
+    h('span', { class: 'legend-item' }, h('span', { class: 'swatch tl-pause' }), 'paused'),
+    d.timeline.truncated
+      ? h('span', { class: 'muted' }, ' (most recent chunk attempts only)')
+      : null,
+  );
+  const chart = s(
+    'svg',
+    {
+      viewBox: `0 0 ${width} ${height}`,
+      class: 'timeline',
+      role: 'img',
+      'aria-label': `Timeline of ${stageSpans.length} stages and ${chunkBars.length} chunk step attempts over ${duration(t1 - t0)}`,
+    },
+    ticks,
+    pauses,
+    stageRows,
+    laneCount
+      ? s(
+          'text',
+          { x: left - 6, y: chunksTop + 8, class: 'lane-label', 'text-anchor': 'end' },
+          'chunks',
+        )
+      : null,
+    bars,
+  );
+  return [legend, chart];
+}
+
+/**
+ * Updates the chunk grid in place, touching only chunks whose steps changed.
+ * @param {HTMLElement} el
+ * @param {Chunks} chunks
+ * @param {string[]} previous
+ * @returns {string[]}
+ */
+function renderGrid(el, chunks, previous) {
+  let grid = /** @type {HTMLElement | null} */ (el.querySelector('.grid'));
+  if (!grid || previous.length !== chunks.grid.length) {
+    if (chunks.grid.length === 0) {
+      fill(el, h('p', { class: 'muted empty' }, 'Chunks appear once preflight has planned them.'));
+      return [];
+    }
+    grid = h('div', {
+      class: `grid ${chunks.grid.length > 800 ? 'dense' : ''}`,
+      role: 'img',
+      'aria-label': '',
+    });
+    fill(
+      el,
+      h(
+        'p',
+        { class: 'legend small' },
+        ['pending', 'running', 'done', 'failed'].map((st) =>
+          h('span', { class: 'legend-item' }, h('span', { class: `swatch g-${st[0]}` }), st),
+        ),
+        h('span', { class: 'muted' }, ' · each chunk shows copy | clean | index'),
+      ),
+      grid,
+      chunks.gridTruncated
+        ? h(
+            'p',
+            { class: 'muted small' },
+            `Showing the first ${chunks.grid.length} of ${num(chunks.total)} chunks.`,
+          )
+        : null,
+    );
+    previous = [];
+  }
+  grid.setAttribute(
+    'aria-label',
+    `${chunks.total} chunks: ${chunks.copied} copied, ${chunks.cleaned} cleaned, ${chunks.indexed} indexed, ${chunks.failed} with a failed step`,
+  );
+  const cells = grid.children;
+  chunks.grid.forEach((code, i) => {
+    if (previous[i] === code && cells[i]) return;
+    const title = `chunk ${i}: ${stepNames.map((st, j) => `${st} ${stepStatusNames[code[j] ?? 'p'] ?? '?'}`).join(', ')}`;
+    const cell = h(
+      'span',
+      { class: 'cell', title },
+      stepNames.map((_, j) => h('span', { class: `g-${code[j] ?? 'p'}` })),
+    );
+    const old = cells[i];
+    if (old) old.replaceWith(cell);
+    else grid.append(cell);
+  });
+  return chunks.grid;
+}
+
+/**
+ * @param {SourceCount[]} sources
+ * @param {Run} run
+ */
+function sourcesTable(sources, run) {
+  const reported = sources.some((x) => x.after !== null);
+  return [
+    reported
+      ? null
+      : h(
+          'p',
+          { class: 'muted small' },
+          run.active ? 'Counts after the refresh come with the report stage.' : '',
+        ),
+    table(
+      'Rows per source before and after',
+      [
+        ['Source', (x) => x.source],
+        ['Before', (x) => num(x.before), 'num'],
+        ['After', (x) => num(x.after), 'num'],
+        [
+          'Change',
+          (x) =>
+            x.change === null
+              ? '–'
+              : h(
+                  'span',
+                  { class: x.change > 0 ? 'up' : x.change < 0 ? 'down' : '' },
+                  `${x.change > 0 ? '+' : ''}${num(x.change)}`,
+                ),
+          'num',
+        ],
+      ],
+      sources,
+      run.stage === null || run.stage === 'preflight'
+        ? 'No counts yet: preflight records them before the refresh, the report after.'
+        : 'The API table had no rows before this refresh.',
+    ),
+  ];
+}
+
+/**
+ * @param {string} caption
+ * @param {string} heading
+ * @param {ReasonCount[]} rows
+ */
+function reasonTable(caption, heading, rows) {
+  return table(
+    caption,
+    [
+      [heading, (r) => r.reason],
+      ['Count', (r) => num(r.count), 'num'],
+    ],
+    rows,
+    'None.',
+  );
+}
+
+/**
+ * @param {Attempt[]} attempts
+ */
+function attemptsTable(attempts) {
+  return table(
+    'Recent attempts',
+    [
+      ['Job', (a) => h('span', { class: 'mono small' }, a.job_id)],
+      ['Step', (a) => a.step],
+      ['Chunk', (a) => (a.chunk === null ? '–' : a.chunk), 'num'],
+      ['Try', (a) => a.attempt, 'num'],
+      ['Status', (a) => badge(a.status)],
+      ['Started', (a) => timeEl(a.started_at)],
+      ['Took', (a) => duration(a.ms), 'num'],
+      ['Rows', (a) => num(a.rows), 'num'],
+      ['Worker', (a) => h('span', { class: 'small' }, a.worker)],
+      ['Error', (a) => (a.error ? h('span', { class: 'error-text' }, a.error) : '')],
+    ],
+    attempts,
+    'No attempt yet: the run waits for a worker.',
+  );
+}
+
+/**
+ * @param {LogLine[]} logs
+ */
+function logsTable(logs) {
+  return table(
+    'Run logs',
+    [
+      ['Time', (l) => timeEl(l.at)],
+      ['Level', (l) => h('span', { class: `level level-${l.level}` }, l.level)],
+      ['Job', (l) => h('span', { class: 'mono small' }, l.job_id ?? '')],
+      ['Message', (l) => l.msg],
+      ['Fields', (l) => (l.fields ? h('code', { class: 'small' }, JSON.stringify(l.fields)) : '')],
+    ],
+    logs,
+    'No log lines for this run.',
+  );
+}
+
+/**
+ * @param {AuditLine[]} audit
+ */
+function auditTable(audit) {
+  return table(
+    'Audit log',
+    [
+      ['Time', (a) => timeEl(a.at)],
+      ['Actor', (a) => h('strong', {}, a.actor)],
+      ['Action', (a) => a.action],
+      ['Detail', (a) => (a.detail ? h('code', { class: 'small' }, JSON.stringify(a.detail)) : '')],
+    ],
+    audit,
+    'Nobody has acted on this run.',
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+async function main() {
+  const mainEl = byId('main');
+  /** @type {Session} */
+  let session;
+  try {
+    session = /** @type {Session} */ (await api('/session'));
+  } catch (err) {
+    fill(
+      mainEl,
+      h(
+        'p',
+        { class: 'error-text' },
+        `Cannot load the session: ${/** @type {Error} */ (err).message}`,
+      ),
+    );
+    return;
+  }
+  fill(byId('session'), 'Signed in as ', h('strong', { 'data-testid': 'role' }, session.role));
+  const match = /^\/runs\/([^/]+)\/?$/.exec(location.pathname);
+  if (match?.[1]) renderRunPage(session, mainEl, decodeURIComponent(match[1]));
+  else renderRunsPage(session, mainEl);
+}
+
+void main();

@@ -1,0 +1,250 @@
+// The run view in a real browser (Debian's chromium, headless, driven by playwright-core) over a
+// real refresh: seed synthetic rows, start a worker and the dashboard in-process, sign in as the
+// operator, start a refresh by clicking, watch chunks get indexed, pause, resume, and see the run
+// succeed. Run with: bash scripts/run-tests.sh test/browser
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import {
+  CHUNK_QUEUE,
+  STAGE_QUEUE,
+  getMedia,
+  repoRoot,
+  seedSynthetic,
+  type RunJobData,
+} from '@freshet/core';
+import { startWorker, type WorkerApp } from '@freshet/worker';
+import { createDashboardWorld, type DashboardWorld } from '../helpers/dashboard.js';
+
+const chromiumPath = '/usr/bin/chromium';
+const resultsDir = path.join(repoRoot, 'test-results');
+const ROWS = 20_000;
+// Small chunks and one chunk job at a time: the chunk phase lasts long enough to pause it.
+const CHUNK_ROWS = 250;
+const STEP_MS = 90_000;
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(100);
+  }
+}
+
+/** The number the run page shows as chunks indexed. */
+async function chunksIndexed(page: Page): Promise<number> {
+  return Number(await page.getByTestId('chunks-indexed').textContent());
+}
+
+describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
+  let w: DashboardWorld;
+  let worker: WorkerApp | undefined;
+  let browser: Browser | undefined;
+  let operator: BrowserContext;
+  let page: Page;
+  let runId: string;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    assert.ok(
+      existsSync(chromiumPath),
+      `${chromiumPath} is missing: apt-get update && apt-get install -y chromium`,
+    );
+    w = await createDashboardWorld({
+      CHUNK_SIZE_ROWS: String(CHUNK_ROWS),
+      WORKER_CONCURRENCY: '1',
+      LOG_LEVEL: 'info',
+    });
+    await seedSynthetic(w.t.dbs.catalog, getMedia(w.t.media, 'image'), { rows: ROWS });
+    worker = await startWorker(w.t.config, w.t.logger);
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    operator = await browser.newContext({
+      httpCredentials: { username: 'operator', password: w.tokens.operator },
+      viewport: { width: 1360, height: 1000 },
+    });
+    page = await operator.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') pageErrors.push(`console: ${msg.text()}`);
+    });
+    await mkdir(resultsDir, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await worker?.close();
+    await w?.close();
+  });
+
+  it('signs the operator in and starts a refresh from the form', { timeout: STEP_MS }, async () => {
+    await page.goto(`${w.dashboard.url}/`);
+    await page.getByTestId('role').filter({ hasText: 'operator' }).waitFor();
+    await page.getByRole('heading', { name: 'Refresh runs' }).waitFor();
+    await page.getByLabel('Media type').selectOption('image');
+    await page.getByLabel('Profile').selectOption('production');
+    await Promise.all([
+      page.waitForURL(/\/runs\/\d{8}-\d{6}-[0-9a-f]{4}$/),
+      page.getByRole('button', { name: 'Start refresh' }).click(),
+    ]);
+    runId = new URL(page.url()).pathname.split('/').pop() as string;
+    const run = await w.t.store.getRun(runId);
+    assert.equal(run.media, 'image');
+    assert.equal(run.requested_by, 'operator');
+  });
+
+  it('shows the run progressing: chunks indexed goes up', { timeout: STEP_MS }, async () => {
+    // Polls the page's DOM (the page's CSP forbids the string predicates of waitForFunction).
+    const first = await until('a chunk indexed on the page', async () => {
+      const n = await chunksIndexed(page);
+      return n > 0 ? n : undefined;
+    });
+    await until('more chunks indexed on the page', async () =>
+      (await chunksIndexed(page)) > first ? true : undefined,
+    );
+    assert.ok((await chunksIndexed(page)) > first);
+    // The stage table, chunk grid and timeline are drawn from the same data.
+    await page.locator('#stages').getByText('preflight').waitFor();
+    assert.ok((await page.locator('#chunks .grid .cell').count()) === ROWS / CHUNK_ROWS);
+    assert.ok((await page.locator('#timeline svg rect.tl-chunk').count()) > 0);
+  });
+
+  it(
+    'pauses the run: the page and the API say paused, and no new job starts',
+    { timeout: STEP_MS },
+    async () => {
+      await page.getByRole('button', { name: 'Pause' }).click();
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^paused$/ })
+        .waitFor({ timeout: 30_000 });
+      const res = await w.request(`/api/runs/${runId}`, { as: 'viewer' });
+      const details = (await res.json()) as {
+        run: { status: string };
+        chunks: { total: number; indexed: number };
+      };
+      assert.equal(details.run.status, 'paused');
+      assert.equal(await page.getByRole('button', { name: 'Resume' }).isEnabled(), true);
+      assert.equal(await page.getByRole('button', { name: 'Pause' }).isEnabled(), false);
+
+      // The workers park the run's jobs instead of starting them: once the running ones finish,
+      // nothing of the run is active and what is left waits in the delayed set.
+      const parked = await until('the run to settle with its jobs parked', async () => {
+        const [active, waiting, delayed] = await Promise.all([
+          w.t.queues.chunk.getActive(),
+          w.t.queues.chunk.getWaiting(),
+          w.t.queues.chunk.getDelayed(),
+        ]);
+        const ofRun = (jobs: { data: unknown }[]) =>
+          jobs.filter((j) => (j.data as RunJobData).runId === runId).length;
+        const { rows } = await w.t.dbs.api.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM freshet.attempts WHERE run_id = $1 AND status = 'running'`,
+          [runId],
+        );
+        return ofRun(active) === 0 && ofRun(waiting) === 0 && rows[0]?.n === 0 && ofRun(delayed) > 0
+          ? ofRun(delayed)
+          : undefined;
+      });
+      assert.ok(parked > 0);
+      const progress = await w.t.store.chunkProgress(runId);
+      assert.ok(progress.indexed < progress.total, 'paused before every chunk was indexed');
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-paused.png'),
+        fullPage: true,
+      });
+    },
+  );
+
+  it('hides the controls from the viewer', { timeout: STEP_MS }, async () => {
+    const viewer = await (browser as Browser).newContext({
+      httpCredentials: { username: 'viewer', password: w.tokens.viewer },
+    });
+    try {
+      const vpage = await viewer.newPage();
+      await vpage.goto(`${w.dashboard.url}/runs/${runId}`);
+      await vpage.getByTestId('run-status').filter({ hasText: 'paused' }).waitFor();
+      await vpage.getByText('Read-only: signed in as viewer.').waitFor();
+      assert.equal(await vpage.getByRole('button', { name: 'Resume' }).count(), 0);
+      assert.equal(await vpage.getByRole('button', { name: 'Pause' }).count(), 0);
+      await vpage.goto(`${w.dashboard.url}/`);
+      await vpage.getByRole('link', { name: runId }).waitFor();
+      assert.equal(await vpage.getByRole('button', { name: 'Start refresh' }).count(), 0);
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it('resumes the run and shows it succeed', { timeout: 240_000 }, async () => {
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page
+      .getByTestId('run-status')
+      .filter({ hasText: /^(running|succeeded)$/ })
+      .waitFor({ timeout: 30_000 });
+    await page
+      .getByTestId('run-status')
+      .filter({ hasText: /^succeeded$/ })
+      .waitFor({ timeout: 200_000 });
+    const run = await w.t.store.getRun(runId);
+    assert.equal(run.status, 'succeeded', run.error ?? '');
+    assert.equal(await chunksIndexed(page), ROWS / CHUNK_ROWS);
+    // The report's per-source counts and the clean step's counts are on the page.
+    await page.locator('#sources tbody tr').first().waitFor();
+    await page.locator('#cleaning tbody tr').first().waitFor();
+    await page
+      .locator('#rejected')
+      .getByText(/No row rejected|Reason/)
+      .first()
+      .waitFor();
+    const audit = await page.locator('#audit tbody').innerText();
+    for (const action of ['start', 'pause', 'resume'])
+      assert.match(audit, new RegExp(`operator\\s+${action}`));
+    await page.screenshot({ path: path.join(resultsDir, 'dashboard.png'), fullPage: true });
+  });
+
+  it(
+    'lists the run as succeeded, and shows Bull Board with both queues',
+    { timeout: STEP_MS },
+    async () => {
+      await page.goto(`${w.dashboard.url}/`);
+      const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: runId }) });
+      await row.getByText('succeeded').waitFor();
+      await page.screenshot({ path: path.join(resultsDir, 'dashboard-runs.png'), fullPage: true });
+      const board = await operator.newPage();
+      try {
+        await board.goto(`${w.dashboard.url}/queues/`);
+        await board.getByText(CHUNK_QUEUE).first().waitFor();
+        await board.getByText(STAGE_QUEUE).first().waitFor();
+      } finally {
+        await board.close();
+      }
+    },
+  );
+
+  it('raised no script error and no blocked resource in the page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,590 @@
+// The dashboard's HTTP surface on the real Redis and PostgreSQL: authentication and roles on
+// every changing route (Freshet's own and Bull Board's), the REST API's statuses, health
+// probes, metrics, and that no token reaches the logs. No worker runs here: started runs stay
+// queued, which is all the conflict and control checks need.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  CHUNK_QUEUE,
+  loadConfig,
+  repoRoot,
+  STAGE_QUEUE,
+  stageOrder,
+  UserError,
+} from '@freshet/core';
+import { startDashboard } from '@freshet/dashboard';
+import { createDashboardWorld, type As, type DashboardWorld } from '../helpers/dashboard.js';
+
+const unknownRun = '20000101-000000-abcd';
+const TEST_MS = 60_000;
+
+/** Parses a JSON response body, asserting it is exactly `{ error: string }` with no stack. */
+async function errorBody(res: Response): Promise<string> {
+  const body = (await res.json()) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body), ['error'], JSON.stringify(body));
+  assert.equal(typeof body.error, 'string');
+  assert.doesNotMatch(body.error as string, /\n\s+at |node_modules|\.ts:\d+/);
+  return body.error as string;
+}
+
+/** One value of a metric series in Prometheus text, or undefined. */
+function metric(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
+  let w: DashboardWorld;
+  /** A run started by the operator; stays queued (no worker). */
+  let runId: string;
+
+  /** Every route that changes something, with a run id and job id to aim at. */
+  const changingRoutes = (id: string) => ({
+    freshet: [
+      ['POST', '/api/runs', { media: 'audio' }],
+      ['POST', `/api/runs/${id}/pause`, undefined],
+      ['POST', `/api/runs/${id}/resume`, undefined],
+      ['POST', `/api/runs/${id}/cancel`, undefined],
+      ['POST', `/api/runs/${id}/retry`, undefined],
+    ] as const,
+    board: [
+      ['PUT', '/queues/api/queues/pause'],
+      ['PUT', '/queues/api/queues/resume'],
+      ...[STAGE_QUEUE, CHUNK_QUEUE].flatMap(
+        (q) =>
+          [
+            ['PUT', `/queues/api/queues/${q}/pause`],
+            ['PUT', `/queues/api/queues/${q}/resume`],
+            ['PUT', `/queues/api/queues/${q}/retry/failed`],
+            ['PUT', `/queues/api/queues/${q}/retry/completed`],
+            ['PUT', `/queues/api/queues/${q}/clean/completed`],
+            ['PUT', `/queues/api/queues/${q}/promote`],
+            ['PUT', `/queues/api/queues/${q}/empty`],
+            ['PUT', `/queues/api/queues/${q}/obliterate`],
+            ['PUT', `/queues/api/queues/${q}/concurrency`],
+            ['POST', `/queues/api/queues/${q}/add`],
+          ] as const,
+      ),
+      ['PUT', `/queues/api/queues/${STAGE_QUEUE}/${id}.preflight/retry`],
+      ['PUT', `/queues/api/queues/${STAGE_QUEUE}/${id}.preflight/clean`],
+      ['PUT', `/queues/api/queues/${STAGE_QUEUE}/${id}.preflight/promote`],
+      ['PATCH', `/queues/api/queues/${STAGE_QUEUE}/${id}.preflight/update-data`],
+    ] as const,
+  });
+
+  /** Nothing a refused request could have changed has changed. */
+  async function assertUntouched(): Promise<void> {
+    for (const q of w.t.queues.all()) assert.equal(await q.isPaused(), false, `${q.name} paused`);
+    const run = await w.t.store.getRun(runId);
+    assert.equal(run.status, 'queued');
+    const job = await w.t.queues.stage.getJob(`${runId}.preflight`);
+    assert.ok(job, 'the preflight job is still there');
+    assert.deepEqual(Object.keys(job.data as object).sort(), ['media', 'profile', 'runId']);
+    const { rows } = await w.t.dbs.api.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM freshet.runs',
+    );
+    assert.equal(rows[0]?.n, 1, 'no other run was started');
+  }
+
+  before(async () => {
+    w = await createDashboardWorld();
+    const res = await w.request('/api/runs', {
+      as: 'operator',
+      method: 'POST',
+      json: { media: 'image' },
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    runId = ((await res.json()) as { runId: string }).runId;
+  });
+
+  after(async () => {
+    await w?.close();
+  });
+
+  it('answers /healthz and /readyz without credentials', { timeout: TEST_MS }, async () => {
+    const health = await w.request('/healthz');
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok' });
+    const ready = await w.request('/readyz');
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), {
+      status: 'ready',
+      checks: { redis: 'ok', api: 'ok' },
+    });
+  });
+
+  it(
+    'asks for credentials everywhere else, with a Basic challenge',
+    { timeout: TEST_MS },
+    async () => {
+      for (const p of [
+        '/',
+        `/runs/${runId}`,
+        '/api/runs',
+        `/api/runs/${runId}`,
+        '/queues/',
+        '/queues/api/queues',
+        '/metrics',
+        '/assets/app.js',
+        '/nope',
+      ]) {
+        const res = await w.request(p);
+        assert.equal(res.status, 401, p);
+        assert.equal(res.headers.get('www-authenticate'), 'Basic realm="freshet"', p);
+        await errorBody(res);
+      }
+      const wrong: Record<string, string>[] = [
+        { authorization: 'Bearer not-the-token' },
+        { authorization: `Bearer ${w.tokens.operator}x` },
+        { authorization: `Basic ${Buffer.from(`viewer:${w.tokens.operator}`).toString('base64')}` },
+        { authorization: `Basic ${Buffer.from(`admin:${w.tokens.operator}`).toString('base64')}` },
+        { authorization: `Basic ${Buffer.from(w.tokens.operator).toString('base64')}` },
+        { authorization: `Token ${w.tokens.operator}` },
+        { authorization: w.tokens.operator },
+      ];
+      for (const headers of wrong) {
+        const res = await w.request('/api/runs', { headers });
+        assert.equal(res.status, 401, headers.authorization);
+      }
+    },
+  );
+
+  it(
+    'answers 401 to every changing route without credentials, and changes nothing',
+    { timeout: TEST_MS },
+    async () => {
+      const routes = changingRoutes(runId);
+      for (const [method, p, json] of routes.freshet) {
+        const res = await w.request(p, { method, ...(json ? { json } : {}) });
+        assert.equal(res.status, 401, `${method} ${p}`);
+        assert.equal(res.headers.get('www-authenticate'), 'Basic realm="freshet"');
+      }
+      for (const [method, p] of routes.board) {
+        const res = await w.request(p, { method, json: {} });
+        assert.equal(res.status, 401, `${method} ${p}`);
+      }
+      await assertUntouched();
+    },
+  );
+
+  it('lets the viewer read everything', { timeout: TEST_MS }, async () => {
+    for (const as of ['viewer', 'viewer-basic'] as As[]) {
+      for (const p of [
+        '/',
+        `/runs/${runId}`,
+        '/api/runs',
+        `/api/runs/${runId}`,
+        '/api/session',
+        '/queues/',
+        '/queues/api/queues',
+        `/queues/api/queues/${STAGE_QUEUE}/${runId}.preflight`,
+        '/metrics',
+        '/assets/app.js',
+        '/assets/style.css',
+      ]) {
+        const res = await w.request(p, { as });
+        assert.equal(res.status, 200, `${as} GET ${p}`);
+        await res.arrayBuffer();
+      }
+    }
+    const session = (await (await w.request('/api/session', { as: 'viewer' })).json()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(session.role, 'viewer');
+    assert.equal(session.canOperate, false);
+    const board = (await (await w.request('/queues/api/queues', { as: 'viewer' })).json()) as {
+      queues: { name: string; readOnlyMode: boolean }[];
+    };
+    assert.deepEqual(board.queues.map((q) => q.name).sort(), [CHUNK_QUEUE, STAGE_QUEUE].sort());
+    assert.ok(
+      board.queues.every((q) => q.readOnlyMode),
+      'the viewer board is read-only',
+    );
+  });
+
+  it(
+    'answers the viewer 403 on Freshet changes and 405 on Bull Board writes',
+    { timeout: TEST_MS },
+    async () => {
+      const routes = changingRoutes(runId);
+      for (const as of ['viewer', 'viewer-basic'] as As[]) {
+        for (const [method, p, json] of routes.freshet) {
+          const res = await w.request(p, { as, method, ...(json ? { json } : {}) });
+          assert.equal(res.status, 403, `${as} ${method} ${p}`);
+          assert.match(await errorBody(res), /viewer/);
+        }
+        for (const [method, p] of routes.board) {
+          const res = await w.request(p, { as, method, json: {} });
+          assert.equal(res.status, 405, `${as} ${method} ${p}`);
+        }
+      }
+      await assertUntouched();
+    },
+  );
+
+  it('shows the operator a full board whose writes work', { timeout: TEST_MS }, async () => {
+    const board = (await (await w.request('/queues/api/queues', { as: 'operator' })).json()) as {
+      queues: { name: string; readOnlyMode: boolean; allowRetries: boolean }[];
+    };
+    assert.equal(board.queues.length, 2);
+    assert.ok(board.queues.every((q) => !q.readOnlyMode && q.allowRetries));
+    const html = await (await w.request('/queues/', { as: 'operator-basic' })).text();
+    assert.match(html, /Freshet queues/);
+
+    const pause = await w.request(`/queues/api/queues/${CHUNK_QUEUE}/pause`, {
+      as: 'operator',
+      method: 'PUT',
+    });
+    assert.equal(pause.status, 200);
+    assert.equal(await w.t.queues.chunk.isPaused(), true);
+    const text = await (await w.request('/metrics', { as: 'operator' })).text();
+    assert.equal(metric(text, `freshet_queue_paused{queue="${CHUNK_QUEUE}"}`), 1);
+    assert.equal(metric(text, `freshet_queue_depth{queue="${CHUNK_QUEUE}"}`), 0);
+    const resume = await w.request(`/queues/api/queues/${CHUNK_QUEUE}/resume`, {
+      as: 'operator',
+      method: 'PUT',
+    });
+    assert.equal(resume.status, 200);
+    assert.equal(await w.t.queues.chunk.isPaused(), false);
+  });
+
+  it(
+    'refuses changing requests a browser sends from another site',
+    { timeout: TEST_MS },
+    async () => {
+      const crossSite: Record<string, string>[] = [
+        { origin: 'http://evil.example' },
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site', origin: 'http://sub.example' },
+      ];
+      for (const headers of crossSite) {
+        const start = await w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          json: { media: 'audio' },
+          headers,
+        });
+        assert.equal(start.status, 403, JSON.stringify(headers));
+        const board = await w.request(`/queues/api/queues/${STAGE_QUEUE}/pause`, {
+          as: 'operator',
+          method: 'PUT',
+          headers,
+        });
+        assert.equal(board.status, 403, JSON.stringify(headers));
+      }
+      await assertUntouched();
+    },
+  );
+
+  it(
+    'answers 400 to bad input, 413 to a big body, 415 to a non-JSON body',
+    { timeout: TEST_MS },
+    async () => {
+      const post = (body: string, contentType = 'application/json') =>
+        w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          body,
+          headers: { 'content-type': contentType },
+        });
+      const bad = await post('{"media": "image"');
+      assert.equal(bad.status, 400);
+      assert.match(await errorBody(bad), /not valid JSON/);
+      for (const [body, pattern] of [
+        ['{}', /media is required/],
+        ['[]', /JSON object/],
+        ['"image"', /JSON object/],
+        ['{"media": 3}', /media is required/],
+        ['{"media": "video"}', /unknown media type "video"; known types: .*image/],
+        [
+          '{"media": "image", "profile": "prod"}',
+          /unknown profile "prod"; expected one of production, staging/,
+        ],
+        ['{"media": "image", "chunkSizeRows": -5}', /chunkSizeRows must be a positive integer/],
+        ['{"media": "image", "admin": true}', /unknown field\(s\) "admin"/],
+      ] as const) {
+        const res = await post(body);
+        assert.equal(res.status, 400, body);
+        assert.match(await errorBody(res), pattern, body);
+      }
+      const big = await post(JSON.stringify({ media: 'image', pad: 'x'.repeat(20_000) }));
+      assert.equal(big.status, 413);
+      assert.match(await errorBody(big), /larger than 16 kB/);
+      const form = await post('media=image', 'application/x-www-form-urlencoded');
+      assert.equal(form.status, 415);
+      await errorBody(form);
+      const badControl = await w.request(`/api/runs/${runId}/pause`, {
+        as: 'operator',
+        method: 'POST',
+        body: '{',
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(badControl.status, 400);
+      await assertUntouched();
+    },
+  );
+
+  it(
+    'answers 400 to a malformed run id and 404 to an unknown one',
+    { timeout: TEST_MS },
+    async () => {
+      for (const id of ['nope', '2026-01-01', `${runId}x`, '..%2F..%2Fetc']) {
+        const res = await w.request(`/api/runs/${id}`, { as: 'viewer' });
+        assert.equal(res.status, 400, id);
+        assert.match(await errorBody(res), /not a run id/);
+        const ctl = await w.request(`/api/runs/${id}/pause`, { as: 'operator', method: 'POST' });
+        assert.equal(ctl.status, 400, id);
+      }
+      const res = await w.request(`/api/runs/${unknownRun}`, { as: 'viewer' });
+      assert.equal(res.status, 404);
+      assert.match(await errorBody(res), new RegExp(`no run with id "${unknownRun}"`));
+      for (const action of ['pause', 'resume', 'cancel', 'retry']) {
+        const ctl = await w.request(`/api/runs/${unknownRun}/${action}`, {
+          as: 'operator',
+          method: 'POST',
+        });
+        assert.equal(ctl.status, 404, action);
+      }
+      const route = await w.request('/api/nothing-here', { as: 'viewer' });
+      assert.equal(route.status, 404);
+      await errorBody(route);
+    },
+  );
+
+  it(
+    'lists and details the started run, with the operator as its actor',
+    { timeout: TEST_MS },
+    async () => {
+      const list = (await (await w.request('/api/runs', { as: 'viewer' })).json()) as {
+        runs: {
+          id: string;
+          status: string;
+          media: string;
+          active: boolean;
+          requested_by: string;
+        }[];
+      };
+      const listed = list.runs.find((r) => r.id === runId);
+      assert.ok(listed, JSON.stringify(list));
+      assert.deepEqual(
+        {
+          status: listed.status,
+          media: listed.media,
+          active: listed.active,
+          by: listed.requested_by,
+        },
+        { status: 'queued', media: 'image', active: true, by: 'operator' },
+      );
+      const filtered = (await (
+        await w.request('/api/runs?media=audio', { as: 'viewer' })
+      ).json()) as { runs: unknown[] };
+      assert.equal(filtered.runs.length, 0);
+      assert.equal((await w.request('/api/runs?limit=0', { as: 'viewer' })).status, 400);
+
+      const d = (await (await w.request(`/api/runs/${runId}`, { as: 'viewer' })).json()) as {
+        run: { id: string; status: string };
+        stages: { stage: string; status: string }[];
+        chunks: { total: number; grid: string[] };
+        pace: { basis: string; etaSeconds: number | null };
+        audit: { actor: string; action: string }[];
+        attempts: unknown[];
+        logs: unknown[];
+        sources: unknown[];
+        rejected: unknown[];
+        timeline: { bars: unknown[] };
+      };
+      assert.equal(d.run.id, runId);
+      assert.deepEqual(
+        d.stages.map((s) => `${s.stage}:${s.status}`),
+        stageOrder.map((s) => `${s}:pending`),
+      );
+      assert.equal(d.chunks.total, 0);
+      assert.deepEqual(d.chunks.grid, []);
+      assert.equal(d.pace.basis, 'none');
+      assert.deepEqual(
+        d.audit.map((a) => [a.actor, a.action]),
+        [['operator', 'start']],
+      );
+      for (const key of ['attempts', 'logs', 'sources', 'rejected'] as const)
+        assert.deepEqual(d[key], []);
+      assert.deepEqual(d.timeline.bars, []);
+    },
+  );
+
+  it(
+    'answers 409 to a second refresh of the same media while one is queued',
+    { timeout: TEST_MS },
+    async () => {
+      const res = await w.request('/api/runs', {
+        as: 'operator-basic',
+        method: 'POST',
+        json: { media: 'image' },
+      });
+      assert.equal(res.status, 409);
+      const message = await errorBody(res);
+      assert.match(message, new RegExp(`already queued \\(run ${runId}\\)`));
+      await assertUntouched();
+    },
+  );
+
+  it('exposes queue depth and job counts per state in /metrics', { timeout: TEST_MS }, async () => {
+    const res = await w.request('/metrics', { as: 'viewer' });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await res.text();
+    // The queued run's flow: preflight waits, the stages above it wait for their children.
+    assert.equal(metric(text, `freshet_queue_depth{queue="${STAGE_QUEUE}"}`), 1);
+    assert.equal(metric(text, `freshet_queue_depth{queue="${CHUNK_QUEUE}"}`), 0);
+    assert.equal(metric(text, `freshet_queue_jobs{queue="${STAGE_QUEUE}",state="waiting"}`), 1);
+    assert.ok(
+      (metric(text, `freshet_queue_jobs{queue="${STAGE_QUEUE}",state="waiting-children"}`) ?? 0) >=
+        4,
+    );
+    // Every state of every queue, as BullMQ itself counts it.
+    for (const queue of w.t.queues.all()) {
+      const counts = await queue.getJobCounts(
+        'waiting',
+        'prioritized',
+        'active',
+        'delayed',
+        'failed',
+        'completed',
+        'waiting-children',
+      );
+      for (const [state, n] of Object.entries(counts)) {
+        assert.equal(
+          metric(text, `freshet_queue_jobs{queue="${queue.name}",state="${state}"}`),
+          n,
+          `${queue.name} ${state}`,
+        );
+      }
+      assert.equal(metric(text, `freshet_queue_jobs{queue="${queue.name}",state="paused"}`), 0);
+    }
+    assert.equal(metric(text, `freshet_queue_paused{queue="${STAGE_QUEUE}"}`), 0);
+    assert.equal(metric(text, 'freshet_runs{media="image",status="queued"}'), 1);
+    assert.match(text, /^# TYPE freshet_stage_last_duration_seconds gauge$/m);
+    assert.match(text, /^# TYPE freshet_chunks gauge$/m);
+    assert.match(text, /^# TYPE freshet_rows_indexed gauge$/m);
+    assert.match(text, /^freshet_dashboard_process_cpu_seconds_total /m);
+  });
+
+  it(
+    'pauses, resumes and cancels a run as the operator, recording the actor',
+    { timeout: TEST_MS },
+    async () => {
+      const act = (action: string, as: As = 'operator') =>
+        w.request(`/api/runs/${runId}/${action}`, { as, method: 'POST' });
+      const paused = await act('pause');
+      assert.equal(paused.status, 200);
+      assert.deepEqual(await paused.json(), { runId, status: 'paused' });
+      assert.equal((await act('pause')).status, 409, 'a paused run cannot be paused again');
+      const resumed = await act('resume', 'operator-basic');
+      assert.equal(resumed.status, 200);
+      // It never started (no worker here), so it is queued again.
+      assert.equal(((await resumed.json()) as { status: string }).status, 'queued');
+      const retry = await act('retry');
+      assert.equal(retry.status, 409);
+      assert.match(await errorBody(retry), /no failed job/);
+      const cancelled = await act('cancel');
+      assert.equal(cancelled.status, 200);
+      assert.equal(((await cancelled.json()) as { status: string }).status, 'cancelled');
+      assert.equal((await act('cancel')).status, 409);
+      assert.equal((await act('resume')).status, 409);
+
+      const { rows } = await w.t.dbs.api.query<{ actor: string; action: string }>(
+        'SELECT actor, action FROM freshet.audit WHERE run_id = $1 ORDER BY id',
+        [runId],
+      );
+      assert.deepEqual(
+        rows.map((r) => `${r.actor}:${r.action}`),
+        ['operator:start', 'operator:pause', 'operator:resume', 'operator:cancel'],
+      );
+      // The lock is released: the same media can be refreshed again.
+      const again = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'image', profile: 'production' },
+      });
+      assert.equal(again.status, 202);
+      const { runId: second } = (await again.json()) as { runId: string };
+      assert.equal(
+        (await w.request(`/api/runs/${second}/cancel`, { as: 'operator', method: 'POST' })).status,
+        200,
+      );
+    },
+  );
+
+  it('sends pages with a strict content security policy', { timeout: TEST_MS }, async () => {
+    const res = await w.request('/', { as: 'viewer' });
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(res.headers.get('x-powered-by'), null);
+    assert.match(await res.text(), /<script type="module" src="\/assets\/app.js">/);
+    assert.equal((await w.request('/assets/tsconfig.json', { as: 'viewer' })).status, 404);
+  });
+
+  it('never writes a token to the logs', { timeout: TEST_MS }, () => {
+    assert.ok(w.logs.length > 20, `expected request logs, got ${w.logs.length} lines`);
+    assert.ok(w.logs.some((l) => l.includes('"msg":"request"') && l.includes('"status":401')));
+    const all = w.logs.join('\n');
+    for (const token of [w.tokens.operator, w.tokens.viewer]) {
+      assert.equal(all.includes(token), false, 'a token is in the logs');
+      assert.equal(all.includes(Buffer.from(token).toString('base64').slice(0, 16)), false);
+    }
+    assert.doesNotMatch(all, /authorization/i);
+  });
+
+  it('reports not ready (503) when Redis does not answer', { timeout: TEST_MS }, async () => {
+    const config = loadConfig({
+      ...w.t.env,
+      REDIS_URL: 'redis://127.0.0.1:1',
+      DASHBOARD_PORT: '0',
+    });
+    const broken = await startDashboard(config, w.logger, { host: '127.0.0.1' });
+    try {
+      const res = await fetch(`${broken.url}/readyz`);
+      assert.equal(res.status, 503);
+      assert.deepEqual(await res.json(), {
+        status: 'not ready',
+        checks: { redis: 'down', api: 'ok' },
+      });
+      assert.equal((await fetch(`${broken.url}/healthz`)).status, 200);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it(
+    'refuses to start without any token, naming both variables',
+    { timeout: TEST_MS },
+    async () => {
+      const env = { ...w.t.env, FRESHET_OPERATOR_TOKEN: '', FRESHET_VIEWER_TOKEN: '' };
+      await assert.rejects(startDashboard(loadConfig(env), w.logger), (err: Error) => {
+        assert.ok(err instanceof UserError);
+        assert.match(err.message, /FRESHET_OPERATOR_TOKEN/);
+        assert.match(err.message, /FRESHET_VIEWER_TOKEN/);
+        return true;
+      });
+      const child = spawn(
+        process.execPath,
+        [path.join(repoRoot, 'scripts/freshet.mjs'), 'dashboard'],
+        {
+          cwd: repoRoot,
+          env: { ...env, DASHBOARD_PORT: '0' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: 30_000,
+        },
+      );
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      child.stdout.resume();
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, /^freshet: .*FRESHET_OPERATOR_TOKEN.*FRESHET_VIEWER_TOKEN/);
+    },
+  );
+});
