@@ -86,6 +86,8 @@ export class JobScope {
   constructor(
     readonly tag: string,
     readonly signal: AbortSignal,
+    /** Whether this attempt still owns its job (its BullMQ lock); checked before each commit. */
+    private readonly owned: () => Promise<boolean> = () => Promise.resolve(true),
   ) {
     signal.addEventListener('abort', () => this.stopAll(), { once: true });
   }
@@ -94,6 +96,17 @@ export class JobScope {
     this.stopping ??= Promise.allSettled(
       [...this.urls].map((url) => stopTaggedBackends(url, this.tag)),
     );
+  }
+
+  /**
+   * Throws unless this attempt still owns its job. Called right before a commit: an attempt that
+   * stalled and was taken over by another worker rolls back instead of writing over it.
+   */
+  async assertOwned(): Promise<void> {
+    this.check();
+    if (!(await this.owned())) {
+      throw new Error(`${this.tag} lost its job lock (stalled and taken over); rolled back`);
+    }
   }
 
   /** Throws the abort reason if the attempt was aborted. */
@@ -150,6 +163,7 @@ export class JobScope {
     try {
       await client.query('BEGIN');
       const result = await fn(client);
+      await this.assertOwned();
       await client.query('COMMIT');
       return result;
     } catch (err) {

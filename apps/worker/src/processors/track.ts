@@ -14,6 +14,9 @@ import {
 /** This worker process, as recorded with each attempt. */
 export const workerName = `${hostname()}:${process.pid}`;
 
+/** BullMQ's default lock duration, renewed when an attempt checks it still owns its job. */
+const LOCK_MS = 30_000;
+
 /** How long a job of a paused run is parked; resume promotes it at once. */
 export const PARK_MS = 3600_000;
 
@@ -114,7 +117,9 @@ export async function tracked<T>(
   const onBullAbort = () => controller.abort(new RunCancelledError('job cancelled'));
   bullSignal?.addEventListener('abort', onBullAbort, { once: true });
   active.add(jobId, runId, controller);
-  const scope = new JobScope(tag, controller.signal);
+  const scope = new JobScope(tag, controller.signal, async () =>
+    token === undefined ? true : (await job.extendLock(token, LOCK_MS)) === 1,
+  );
 
   const attemptId = await ctx.store.startAttempt({
     runId,

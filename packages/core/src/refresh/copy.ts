@@ -44,7 +44,9 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
     await target.query('BEGIN');
     // Two attempts of one chunk (a stalled job re-run while the first still writes) take turns:
     // the second waits, then deletes what the first committed, so rows are never doubled.
-    await target.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${data.runId}.c${data.chunk}`]);
+    await target.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+      `${data.runId}.c${data.chunk}`,
+    ]);
     await target.query(`DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange}`);
     const ingest = target.query(
       copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN (FORMAT binary)`),
@@ -60,6 +62,7 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
               count(*) FILTER (WHERE (${notRemoved}) AND ${isDeleted})::bigint AS deleted
          FROM ${ident(def.upstreamTable)} u WHERE ${inRange}`,
     );
+    await ctx.scope.assertOwned();
     await target.query('COMMIT');
     await source.query('COMMIT');
     return {

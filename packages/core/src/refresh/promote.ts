@@ -102,6 +102,7 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
       );
       await client.query(`ALTER TABLE ${temp} RENAME TO ${ident(names.table)}`);
       await client.query(`DROP TABLE IF EXISTS ${ident(names.oldTable)}`);
+      await ctx.scope.assertOwned();
       await client.query('COMMIT');
       tableSwapped = true;
     } catch (err) {
