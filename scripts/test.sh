@@ -7,7 +7,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 bash scripts/services.sh up
+# The dashboard is tested in a real browser: Debian's chromium, driven by playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test: installing Debian's chromium for the browser test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check
-bash scripts/run-tests.sh test/unit test/integration
+bash scripts/run-tests.sh test/unit test/integration test/browser

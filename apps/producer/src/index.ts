@@ -1,0 +1,12 @@
+export { openProducer, type Producer } from './producer.js';
+export { startRefresh, retryRun, failedJobsOfRun, parseProfile, type RefreshRequest } from './refresh.js';
+export {
+  pauseRun,
+  resumeRun,
+  cancelRun,
+  approveRun,
+  discardRun,
+  type ControlDeps,
+} from './control.js';
+export { planRefresh, formatPlan, type RefreshPlan } from './plan.js';
+export { waitForRun } from './progress.js';
