@@ -71,12 +71,12 @@ describe('cancel of a run', { timeout: 120_000 }, () => {
     }
   });
 
-  it('cancels their queries at the server within 2 s', () => {
+  it('cancels their queries at the server within 5 s (pub/sub to another process, then cancel and confirm)', () => {
     const sleepers = watch.backends();
     assert.equal(sleepers.length, 2);
     for (const b of sleepers)
       assert.ok(
-        b.goneBy.getTime() - cancelledAt <= 2000,
+        b.goneBy.getTime() - cancelledAt <= 5000,
         `gone ${b.goneBy.getTime() - cancelledAt} ms after cancel`,
       );
   });

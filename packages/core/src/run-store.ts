@@ -354,6 +354,75 @@ export class RunStore {
     return rows[0] as ChunkProgress;
   }
 
+  /**
+   * Starts an attempt in one round trip: passes the run's gate (a queued run becomes running),
+   * records the attempt and marks the chunk step running, unless the run is paused, cancelled
+   * or awaiting approval (then nothing is recorded and `attemptId` is null).
+   */
+  async beginAttempt(a: {
+    runId: string;
+    jobId: string;
+    step: string;
+    chunk: number | null;
+    chunkStep?: 'copy' | 'clean' | 'index';
+    attempt: number;
+    worker: string;
+  }): Promise<{ status: RunStatus; waitingReason: string | null; attemptId: number | null }> {
+    const chunkUpdate = a.chunkStep
+      ? `, c AS (UPDATE freshet.chunks SET ${a.chunkStep}_status = 'running'
+           WHERE run_id = $1 AND chunk = $4 AND EXISTS (SELECT 1 FROM ins) RETURNING 1)`
+      : '';
+    const { rows } = await this.db.query<{
+      status: RunStatus;
+      waiting_reason: string | null;
+      attempt_id: number | null;
+    }>(
+      `WITH u AS (
+         UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+          WHERE id = $1 AND status = 'queued' RETURNING status),
+       r AS (SELECT coalesce((SELECT status FROM u), status) AS status, waiting_reason
+               FROM freshet.runs WHERE id = $1),
+       ins AS (INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
+               SELECT $1, $2, $3, $4, $5, $6, 'running' FROM r
+                WHERE r.status NOT IN ('paused', 'cancelled', 'awaiting-approval')
+               RETURNING id)${chunkUpdate}
+       SELECT r.status, r.waiting_reason, (SELECT id FROM ins) AS attempt_id FROM r`,
+      [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
+    );
+    const row = rows[0];
+    if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(a.runId)}`);
+    return { status: row.status, waitingReason: row.waiting_reason, attemptId: row.attempt_id };
+  }
+
+  /** Ends an attempt that succeeded and, for a chunk step, records the step done with its result. */
+  async finishAttemptDone(
+    attemptId: number,
+    result: unknown,
+    chunk?: { runId: string; chunk: number; step: 'copy' | 'clean' | 'index' },
+  ): Promise<void> {
+    const rows =
+      result && typeof (result as { rows?: unknown }).rows === 'number'
+        ? (result as { rows: number }).rows
+        : null;
+    const json = result === undefined ? null : JSON.stringify(result);
+    if (!chunk) {
+      await this.finishAttempt(attemptId, 'done', result, null);
+      return;
+    }
+    const rowsColumn =
+      chunk.step === 'copy' ? 'rows_copied' : chunk.step === 'index' ? 'rows_indexed' : null;
+    await this.db.query(
+      `WITH a AS (
+         UPDATE freshet.attempts SET status = 'done', finished_at = now(),
+           ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, rows = $2, result = $3
+          WHERE id = $1 RETURNING 1)
+       UPDATE freshet.chunks SET ${chunk.step}_status = 'done',
+         result = result || jsonb_build_object($6::text, $3::jsonb)${rowsColumn ? `, ${rowsColumn} = coalesce($2, ${rowsColumn})` : ''}
+        WHERE run_id = $4 AND chunk = $5`,
+      [attemptId, rows, json, chunk.runId, chunk.chunk, chunk.step],
+    );
+  }
+
   async startAttempt(a: {
     runId: string;
     jobId: string;

@@ -25,6 +25,7 @@ export function createChunkProcessor(ctx: RefreshContext, active: ActiveJobs) {
         chunk,
         deadlineMs: ctx.config.CHUNK_DEADLINE_MS,
         heavy: true,
+        chunkStep: step,
         onFinalFailure: async (err) => {
           await ctx.store.setChunkStep(runId, chunk, step, 'failed', { error: err.message });
           await ctx.store.setStatus(
@@ -35,7 +36,6 @@ export function createChunkProcessor(ctx: RefreshContext, active: ActiveJobs) {
         },
       },
       async (jobCtx) => {
-        await ctx.store.setChunkStep(runId, chunk, step, 'running');
         switch (step) {
           case ChunkJob.copy:
             return copyChunk(jobCtx, job.data);
@@ -47,13 +47,6 @@ export function createChunkProcessor(ctx: RefreshContext, active: ActiveJobs) {
             throw new Error(`unknown chunk job ${String(step)}`);
         }
       },
-    );
-    await ctx.store.setChunkStep(
-      runId,
-      chunk,
-      step,
-      'done',
-      result as unknown as Record<string, unknown>,
     );
     return result;
   };

@@ -56,6 +56,8 @@ export interface TrackOptions {
   readonly deadlineMs: number;
   /** Heavy work waits for headroom (Elasticsearch health and disk, free connections). */
   readonly heavy: boolean;
+  /** For a chunk step: its status and result are recorded with the attempt. */
+  readonly chunkStep?: 'copy' | 'clean' | 'index';
   /** Called once when the job has no attempts left (the run is blocked or failed). */
   readonly onFinalFailure: (err: Error) => Promise<void>;
 }
@@ -80,31 +82,44 @@ export async function tracked<T>(
 ): Promise<T> {
   const { runId } = job.data;
   const jobId = job.id ?? '?';
-  const { status, waitingReason } = await ctx.store.gate(runId);
-  if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
-  if (status === 'paused' || status === 'awaiting-approval') {
-    await job.moveToDelayed(Date.now() + PARK_MS, token);
-    throw new DelayedError();
-  }
+  // Headroom first (cached): without it the job waits before anything is recorded.
   if (options.heavy && ctx.admission) {
     const admission = await ctx.admission.check();
     if (!admission.ok) {
+      const { status } = await ctx.store.gate(runId);
+      if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
       // No headroom: the work waits (it does not fail) and the run says why.
       await ctx.store.setWaiting(runId, admission.reason);
       await job.moveToDelayed(Date.now() + ctx.config.ADMISSION_RETRY_MS, token);
       throw new DelayedError();
     }
-    if (waitingReason !== null) await ctx.store.setWaiting(runId, null);
   }
   const tag = jobTag(jobId);
+  // A previous attempt may have died with queries still running: they must be gone first.
   if (job.attemptsStarted > 1) {
-    // A previous attempt may have died with queries still running: they must be gone first.
     await Promise.all(
       [ctx.config.CATALOG_DATABASE_URL, ctx.config.API_DATABASE_URL].map((url) =>
         stopTaggedBackends(url, tag),
       ),
     );
   }
+  const begun = await ctx.store.beginAttempt({
+    runId,
+    jobId,
+    step: options.step,
+    chunk: options.chunk,
+    ...(options.chunkStep ? { chunkStep: options.chunkStep } : {}),
+    attempt: job.attemptsMade + 1,
+    worker: workerName,
+  });
+  if (begun.status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
+  if (begun.attemptId === null) {
+    // Paused or awaiting approval: park the job; resume or approve puts it back at once.
+    await job.moveToDelayed(Date.now() + PARK_MS, token);
+    throw new DelayedError();
+  }
+  const attemptId = begun.attemptId;
+  if (options.heavy && begun.waitingReason !== null) await ctx.store.setWaiting(runId, null);
 
   const controller = new AbortController();
   const timer = setTimeout(
@@ -121,14 +136,6 @@ export async function tracked<T>(
     token === undefined ? true : (await job.extendLock(token, LOCK_MS)) === 1,
   );
 
-  const attemptId = await ctx.store.startAttempt({
-    runId,
-    jobId,
-    step: options.step,
-    chunk: options.chunk,
-    attempt: job.attemptsMade + 1,
-    worker: workerName,
-  });
   const log = ctx.logger.child({ runId, jobId, step: options.step, chunk: options.chunk });
   try {
     let result: T;
@@ -142,7 +149,13 @@ export async function tracked<T>(
       await scope.settle();
     }
     scope.check();
-    await ctx.store.finishAttempt(attemptId, 'done', result, null);
+    await ctx.store.finishAttemptDone(
+      attemptId,
+      result,
+      options.chunkStep && options.chunk !== null
+        ? { runId, chunk: options.chunk, step: options.chunkStep }
+        : undefined,
+    );
     return result;
   } catch (err) {
     if (err instanceof WaitingChildrenError) {
