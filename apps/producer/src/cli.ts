@@ -18,6 +18,13 @@ import { openProducer, type Producer } from './producer.js';
 import { waitForRun } from './progress.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
+import {
+  defaultMaxWorkers,
+  nonNegativeInt,
+  startSupervisor,
+  workersDefaults,
+  type WorkersOptions,
+} from './supervisor/index.js';
 
 /** Parses a positive integer option, with a message naming the option. */
 export function positiveInt(name: string) {
@@ -148,6 +155,48 @@ export function buildCli(): Command {
       const logger = createLogger(config);
       const app = await startWorker(config, logger);
       closeOnSignal(app, logger, config.SHUTDOWN_TIMEOUT_MS);
+    });
+
+  program
+    .command('workers')
+    .description(
+      'run `freshet worker` processes on this machine, scaled on the queue depth, until SIGTERM',
+    )
+    .option(
+      '--min <n>',
+      'fewest workers, also while idle (0 stops all)',
+      nonNegativeInt('--min'),
+      0,
+    )
+    .option('--max <n>', 'most workers (default: one per CPU)', positiveInt('--max'))
+    .option(
+      '--per-worker <jobs>',
+      'queued or running jobs per worker (default: WORKER_CONCURRENCY)',
+      positiveInt('--per-worker'),
+    )
+    .option(
+      '--interval-ms <ms>',
+      'time between two samples of the queue depth',
+      positiveInt('--interval-ms'),
+      workersDefaults.intervalMs,
+    )
+    .option(
+      '--idle-ms <ms>',
+      'how long the depth must stay low before workers are stopped',
+      nonNegativeInt('--idle-ms'),
+      workersDefaults.idleMs,
+    )
+    .action(async (opts: Omit<WorkersOptions, 'max'> & { max?: number }) => {
+      const max = opts.max ?? Math.max(opts.min, defaultMaxWorkers());
+      if (opts.min > max) {
+        throw new UserError(`--min (${opts.min}) must not exceed --max (${max})`, 2);
+      }
+      const config = loadConfig();
+      const logger = createLogger(config);
+      const app = await startSupervisor(config, logger, { ...opts, max });
+      // A second signal exits at once: the workers must not outlive the supervisor.
+      process.once('exit', () => app.killAll());
+      closeOnSignal(app, logger, app.closeTimeoutMs);
     });
 
   program

@@ -1,0 +1,4 @@
+export * from './supervisor.js';
+export * from './spawn.js';
+export * from './start.js';
+export * from './options.js';
