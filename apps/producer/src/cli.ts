@@ -7,6 +7,7 @@ import {
   createLogger,
   ensureRunStore,
   loadConfig,
+  loadMediaCatalog,
   repoRoot,
   RunStore,
   UserError,
@@ -18,6 +19,10 @@ import { openProducer, type Producer } from './producer.js';
 import { waitForRun } from './progress.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
+import { loadScheduleConfig } from './schedule/config.js';
+import { startScheduleDaemon } from './schedule/daemon.js';
+import { formatSlotHistory, slotHistory } from './schedule/history.js';
+import { formatScheduleTable, scheduleTable } from './schedule/table.js';
 import {
   defaultMaxWorkers,
   nonNegativeInt,
@@ -145,6 +150,44 @@ export function buildCli(): Command {
           );
         }
       });
+    });
+
+  program
+    .command('schedule')
+    .description(
+      'run the scheduler: start refreshes on the cron schedules of FRESHET_SCHEDULES_FILE until SIGTERM',
+    )
+    .option('--file <path>', 'schedules file (default: FRESHET_SCHEDULES_FILE)')
+    .action(async (opts: { file?: string }) => {
+      const config = loadConfig();
+      const logger = createLogger(config);
+      const app = await startScheduleDaemon(config, logger, opts.file ? { file: opts.file } : {});
+      closeOnSignal(app, logger, config.SHUTDOWN_TIMEOUT_MS);
+    });
+
+  program
+    .command('schedules')
+    .description('list the schedules with their next fire times (jitter included), local and UTC')
+    .option('--file <path>', 'schedules file (default: FRESHET_SCHEDULES_FILE)')
+    .option('--count <n>', 'fire times per schedule', positiveInt('--count'), 3)
+    .option(
+      '--history <n>',
+      'also list the latest n slots and what became of them',
+      positiveInt('--history'),
+    )
+    .option('--json', 'print JSON')
+    .action(async (opts: { file?: string; count: number; history?: number; json?: boolean }) => {
+      const config = loadConfig();
+      const media = loadMediaCatalog(config.FRESHET_MEDIA_FILE);
+      const schedules = loadScheduleConfig(opts.file ?? config.FRESHET_SCHEDULES_FILE, media);
+      const table = scheduleTable(schedules, new Date(), opts.count);
+      const history = opts.history ? await slotHistory(config, opts.history) : undefined;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ schedules: table, history }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(formatScheduleTable(table));
+      if (history) process.stdout.write(`\nlatest slots:\n${formatSlotHistory(history)}`);
     });
 
   program
