@@ -17,6 +17,7 @@ import { startWorker } from '@freshet/worker';
 import { startDashboard } from '@freshet/dashboard';
 import { openProducer, type Producer } from './producer.js';
 import { waitForRun } from './progress.js';
+import { formatPlan, planRefresh } from './plan.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
 import { loadScheduleConfig } from './schedule/config.js';
@@ -40,6 +41,14 @@ export function positiveInt(name: string) {
     }
     return n;
   };
+}
+
+interface RefreshOptions {
+  profile: string;
+  chunkSize?: number;
+  wait?: boolean;
+  dryRun?: boolean;
+  shadow?: boolean;
 }
 
 async function withProducer(config: Config, fn: (p: Producer) => Promise<void>): Promise<void> {
@@ -105,19 +114,28 @@ export function buildCli(): Command {
       positiveInt('--chunk-size'),
     )
     .option('--wait', 'follow the run with a progress bar; exit 0 only if it succeeds')
-    .action(
-      async (media: string, opts: { profile: string; chunkSize?: number; wait?: boolean }) => {
-        await withProducer(loadConfig(), async (producer) => {
-          const runId = await startRefresh(producer, {
-            media,
-            profile: opts.profile,
-            ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
-          });
-          process.stdout.write(`run ${runId} started (${media}, ${opts.profile})\n`);
-          if (opts.wait) await followRun(producer, runId);
-        });
-      },
-    );
+    .option('--dry-run', 'print the plan (stages, chunks, indices, aliases); change nothing')
+    .option(
+      '--shadow',
+      'build beside the live table and index; promote within thresholds or on approval',
+    )
+    .action(async (media: string, opts: RefreshOptions) => {
+      await withProducer(loadConfig(), async (producer) => {
+        const request = {
+          media,
+          profile: opts.profile,
+          ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
+          ...(opts.shadow ? { shadow: true } : {}),
+        };
+        if (opts.dryRun) {
+          process.stdout.write(formatPlan(await planRefresh(producer, request)));
+          return;
+        }
+        const runId = await startRefresh(producer, request);
+        process.stdout.write(`run ${runId} started (${media}, ${opts.profile})\n`);
+        if (opts.wait) await followRun(producer, runId);
+      });
+    });
 
   program
     .command('retry')
