@@ -10,3 +10,11 @@ export {
 } from './control.js';
 export { planRefresh, formatPlan, type RefreshPlan } from './plan.js';
 export { waitForRun } from './progress.js';
+export {
+  scheduleTable,
+  loadScheduleConfig,
+  parseScheduleConfig,
+  ScheduleStore,
+  type ScheduleTableRow,
+  type SlotRow,
+} from './schedule/index.js';
