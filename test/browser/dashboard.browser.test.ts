@@ -1,7 +1,9 @@
 // The run view in a real browser (Debian's chromium, headless, driven by playwright-core) over a
 // real refresh: seed synthetic rows, start a worker and the dashboard in-process, sign in as the
-// operator, start a refresh by clicking, watch chunks get indexed, pause, resume, and see the run
-// succeed. Run with: bash scripts/run-tests.sh test/browser
+// operator, start a refresh by clicking, watch chunks get indexed, pause, see why a run waits,
+// resume, and see the run succeed; then a dry run from the form, and a shadow build held for
+// approval whose comparison is shown and approved by clicking. Run with:
+// bash scripts/run-tests.sh test/browser
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -26,6 +28,7 @@ const ROWS = 20_000;
 // Small chunks and one chunk job at a time: the chunk phase lasts long enough to pause it.
 const CHUNK_ROWS = 250;
 const STEP_MS = 90_000;
+const WAITING = 'Elasticsearch cluster health is red (test)';
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 async function until<T>(
@@ -172,6 +175,13 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       assert.ok(parked > 0);
       const progress = await w.t.store.chunkProgress(runId);
       assert.ok(progress.indexed < progress.total, 'paused before every chunk was indexed');
+      // Admission control's reason shows on the run page (workers record it; set here).
+      await w.t.store.setWaiting(runId, WAITING);
+      await page.getByTestId('waiting').filter({ hasText: WAITING }).waitFor();
+      assert.match(
+        await page.getByTestId('waiting').innerText(),
+        /^waiting: .* · since \d\d:\d\d$/,
+      );
       await page.screenshot({
         path: path.join(resultsDir, 'dashboard-paused.png'),
         fullPage: true,
@@ -193,6 +203,10 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       await vpage.goto(`${w.dashboard.url}/`);
       await vpage.getByRole('link', { name: runId }).waitFor();
       assert.equal(await vpage.getByRole('button', { name: 'Start refresh' }).count(), 0);
+      // The runs list says why the run waits, too.
+      const row = vpage.getByRole('row').filter({ has: vpage.getByRole('link', { name: runId }) });
+      await row.getByTestId('waiting').filter({ hasText: WAITING }).waitFor();
+      await w.t.store.setWaiting(runId, null);
     } finally {
       await viewer.close();
     }
@@ -232,6 +246,11 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       await page.goto(`${w.dashboard.url}/`);
       const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: runId }) });
       await row.getByText('succeeded').waitFor();
+      // The schedule table of the default schedules file, with next fire times.
+      const schedules = page.locator('#schedules');
+      await schedules.getByText('image-monthly').waitFor();
+      await schedules.getByText('audio-daily').waitFor();
+      assert.equal(await schedules.locator('ul.fires li').count(), 6);
       await page.screenshot({ path: path.join(resultsDir, 'dashboard-runs.png'), fullPage: true });
       const board = await operator.newPage();
       try {
@@ -241,6 +260,100 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       } finally {
         await board.close();
       }
+    },
+  );
+
+  it(
+    'shows the plan of a dry run from the form, changing nothing',
+    { timeout: STEP_MS },
+    async () => {
+      const runs = await w.t.dbs.api.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM freshet.runs',
+      );
+      await page.goto(`${w.dashboard.url}/`);
+      await page.getByLabel('Media type').selectOption('image');
+      await page.getByLabel('Shadow build').check();
+      await page.getByRole('button', { name: 'Dry run' }).click();
+      await page
+        .getByTestId('plan-title')
+        .filter({ hasText: 'Dry run: production refresh of image (shadow) — nothing was changed' })
+        .waitFor();
+      const plan = await page.locator('#plan').innerText();
+      assert.match(plan, new RegExp(`${ROWS / CHUNK_ROWS} of about ${CHUNK_ROWS} rows`));
+      assert.match(plan, /compare \(held for approval beyond thresholds\)/);
+      assert.match(plan, new RegExp(`image-${runId}`), 'the alias is held by the first run');
+      const after = await w.t.dbs.api.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM freshet.runs',
+      );
+      assert.equal(after.rows[0]?.n, runs.rows[0]?.n, 'no run was started');
+    },
+  );
+
+  it(
+    'shows a held shadow build with its comparison; the operator approves it',
+    { timeout: 180_000 },
+    async () => {
+      // A third of the catalog gone and titles missing: beyond every threshold.
+      await w.t.dbs.catalog.query(
+        'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 85',
+      );
+      await w.t.dbs.catalog.query(
+        'UPDATE image SET title = NULL WHERE get_byte(uuid_send(identifier), 1) < 128',
+      );
+      // Bigger chunks than the first run's, through the API: the build takes seconds.
+      const res = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'image', shadow: true, chunkSizeRows: 5000 },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      const shadowRun = ((await res.json()) as { runId: string }).runId;
+      await page.goto(`${w.dashboard.url}/runs/${shadowRun}`);
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^awaiting-approval$/ })
+        .waitFor({ timeout: 150_000 });
+      await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+      await page
+        .getByTestId('approval-reasons')
+        .getByText(/total rows change -3\d\.\d%/)
+        .waitFor();
+      const panel = await page.locator('#approval').innerText();
+      assert.match(panel, /Rows per source, live vs shadow/);
+      assert.match(panel, /total/);
+      assert.match(panel, /Sampled documents: \d+ of \d+ differ/);
+      assert.match(panel, /title/);
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-approval.png'),
+        fullPage: true,
+      });
+
+      const viewer = await (browser as Browser).newContext({
+        httpCredentials: { username: 'viewer', password: w.tokens.viewer },
+      });
+      try {
+        const vpage = await viewer.newPage();
+        await vpage.goto(`${w.dashboard.url}/runs/${shadowRun}`);
+        await vpage.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+        await vpage.getByText('an operator approves or discards it').waitFor();
+        assert.equal(await vpage.getByRole('button', { name: 'Approve and promote' }).count(), 0);
+      } finally {
+        await viewer.close();
+      }
+
+      // The confirmation dialog: dismissed changes nothing, accepted approves.
+      page.once('dialog', (dialog) => void dialog.dismiss());
+      await page.getByRole('button', { name: 'Approve and promote' }).click();
+      assert.equal((await w.t.store.getRun(shadowRun)).status, 'awaiting-approval');
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Approve and promote' }).click();
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^succeeded$/ })
+        .waitFor({ timeout: 120_000 });
+      await page.getByRole('heading', { name: 'Shadow comparison' }).waitFor();
+      const audit = await page.locator('#audit tbody').innerText();
+      assert.match(audit, /operator\s+approve/);
     },
   );
 

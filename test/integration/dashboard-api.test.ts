@@ -1,24 +1,114 @@
 // The dashboard's HTTP surface on the real Redis and PostgreSQL: authentication and roles on
 // every changing route (Freshet's own and Bull Board's), the REST API's statuses, health
-// probes, metrics, and that no token reaches the logs. No worker runs here: started runs stay
-// queued, which is all the conflict and control checks need.
+// probes, metrics, dry runs, the waiting reason, the stuck-run monitor, and that no token
+// reaches the logs. No worker runs here: started runs stay queued, which is all the conflict
+// and control checks need (test/integration/dashboard-shadow.test.ts runs a worker).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   CHUNK_QUEUE,
+  createProducerRedis,
+  getMedia,
   loadConfig,
   repoRoot,
+  seedSynthetic,
   STAGE_QUEUE,
   stageOrder,
   UserError,
 } from '@freshet/core';
 import { startDashboard } from '@freshet/dashboard';
+import { ScheduleStore } from '@freshet/producer';
 import { createDashboardWorld, type As, type DashboardWorld } from '../helpers/dashboard.js';
 
 const unknownRun = '20000101-000000-abcd';
 const TEST_MS = 60_000;
+/** Rows of the image catalog the dry runs plan over. */
+const CATALOG_ROWS = 600;
+
+/** Writes a schedules file (FRESHET_SCHEDULES_FILE) with `schedules`; returns its path. */
+function writeSchedules(schedules: unknown[]): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'freshet-schedules-')), 'schedules.json');
+  writeFileSync(file, JSON.stringify({ schedules }));
+  return file;
+}
+
+/** A webhook receiver on 127.0.0.1 that hands out the JSON bodies POSTed to it. */
+interface Receiver {
+  readonly url: string;
+  /** Every body received so far. */
+  readonly received: readonly Record<string, unknown>[];
+  /** The first body received (or to be received) for which `match` is true. */
+  next(match: (body: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+async function startReceiver(): Promise<Receiver> {
+  const bodies: Record<string, unknown>[] = [];
+  const waiters: {
+    match: (b: Record<string, unknown>) => boolean;
+    resolve: (b: Record<string, unknown>) => void;
+  }[] = [];
+  const server: Server = createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8').on('data', (c: string) => (text += c));
+    req.on('end', () => {
+      res.writeHead(200).end('ok');
+      const body = JSON.parse(text) as Record<string, unknown>;
+      bodies.push(body);
+      for (const w of [...waiters]) {
+        if (w.match(body)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(body);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    received: bodies,
+    next(match) {
+      const found = bodies.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve) => waiters.push({ match, resolve }));
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The queue prefix's Redis keys with their types: what a dry run must leave as it was. */
+async function redisKeys(w: DashboardWorld): Promise<string[]> {
+  const redis = createProducerRedis(w.t.config);
+  try {
+    const keys = (await redis.keys(`${w.t.config.FRESHET_QUEUE_PREFIX}:*`)).sort();
+    return await Promise.all(keys.map(async (k) => `${k}:${await redis.type(k)}`));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Rows of the run store tables (runs, audit, stages, chunks, attempts, logs). */
+async function storeCounts(w: DashboardWorld): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of ['runs', 'audit', 'stages', 'chunks', 'attempts', 'logs']) {
+    const { rows } = await w.t.dbs.api.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM freshet.${table}`,
+    );
+    counts[table] = rows[0]?.n ?? -1;
+  }
+  return counts;
+}
 
 /** Parses a JSON response body, asserting it is exactly `{ error: string }` with no stack. */
 async function errorBody(res: Response): Promise<string> {
@@ -48,6 +138,10 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       ['POST', `/api/runs/${id}/resume`, undefined],
       ['POST', `/api/runs/${id}/cancel`, undefined],
       ['POST', `/api/runs/${id}/retry`, undefined],
+      ['POST', `/api/runs/${id}/approve`, undefined],
+      ['POST', `/api/runs/${id}/discard`, undefined],
+      ['POST', '/api/runs', { media: 'image', dryRun: true }],
+      ['POST', '/api/runs', { media: 'audio', shadow: true }],
     ] as const,
     board: [
       ['PUT', '/queues/api/queues/pause'],
@@ -89,7 +183,19 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
   }
 
   before(async () => {
-    w = await createDashboardWorld();
+    w = await createDashboardWorld({
+      FRESHET_SCHEDULES_FILE: writeSchedules([
+        {
+          id: 'image-nightly',
+          media: 'image',
+          cron: '0 3 * * *',
+          timezone: 'Europe/Berlin',
+          jitter: '30m',
+        },
+        { id: 'audio-weekly', media: 'audio', cron: '0 4 * * 1', enabled: false },
+      ]),
+    });
+    await seedSynthetic(w.t.dbs.catalog, getMedia(w.t.media, 'image'), { rows: CATALOG_ROWS });
     const res = await w.request('/api/runs', {
       as: 'operator',
       method: 'POST',
@@ -124,6 +230,7 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         `/runs/${runId}`,
         '/api/runs',
         `/api/runs/${runId}`,
+        '/api/schedules',
         '/queues/',
         '/queues/api/queues',
         '/metrics',
@@ -177,6 +284,7 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         '/api/runs',
         `/api/runs/${runId}`,
         '/api/session',
+        '/api/schedules',
         '/queues/',
         '/queues/api/queues',
         `/queues/api/queues/${STAGE_QUEUE}/${runId}.preflight`,
@@ -341,7 +449,7 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       const res = await w.request(`/api/runs/${unknownRun}`, { as: 'viewer' });
       assert.equal(res.status, 404);
       assert.match(await errorBody(res), new RegExp(`no run with id "${unknownRun}"`));
-      for (const action of ['pause', 'resume', 'cancel', 'retry']) {
+      for (const action of ['pause', 'resume', 'cancel', 'retry', 'approve', 'discard']) {
         const ctl = await w.request(`/api/runs/${unknownRun}/${action}`, {
           as: 'operator',
           method: 'POST',
@@ -430,6 +538,257 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
     },
   );
 
+  it(
+    'answers a dry run with the plan and changes nothing anywhere',
+    { timeout: TEST_MS },
+    async () => {
+      const was = { store: await storeCounts(w), redis: await redisKeys(w) };
+      const prefix = w.t.config.ELASTICSEARCH_INDEX_PREFIX;
+      const res = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'image', dryRun: true, shadow: true, chunkSizeRows: 100 },
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get('location'), null);
+      const plan = (await res.json()) as {
+        media: string;
+        profile: string;
+        shadow: boolean;
+        stages: string[];
+        chunks: { count: number; chunkSizeRows: number; upstreamRows: number; ranges: string[] };
+        tables: { live: string; temp: string };
+        indices: { main: string; filtered: string };
+        aliases: { alias: string; from: string[]; to: string }[];
+      };
+      assert.deepEqual(
+        { media: plan.media, profile: plan.profile, shadow: plan.shadow },
+        { media: 'image', profile: 'production', shadow: true },
+      );
+      assert.ok(
+        plan.stages.some((st) => st.startsWith('compare')),
+        plan.stages.join(' -> '),
+      );
+      assert.equal(plan.chunks.upstreamRows, CATALOG_ROWS);
+      assert.equal(plan.chunks.chunkSizeRows, 100);
+      assert.equal(plan.chunks.count, CATALOG_ROWS / 100);
+      assert.ok(plan.chunks.ranges.length > 0);
+      assert.deepEqual(plan.tables, { live: 'image', temp: 'temp_import_image' });
+      assert.equal(plan.indices.main, `${prefix}image-<runId>`);
+      assert.deepEqual(
+        plan.aliases.map((a) => [a.alias, a.from, a.to]),
+        [
+          [`${prefix}image`, [], `${prefix}image-<runId>`],
+          [`${prefix}image-filtered`, [], `${prefix}image-<runId>-filtered`],
+        ],
+      );
+      // Staging: the row cap, no compare stage without shadow.
+      const staging = await w.request('/api/runs', {
+        as: 'operator-basic',
+        method: 'POST',
+        json: { media: 'image', profile: 'staging', dryRun: true },
+      });
+      assert.equal(staging.status, 200);
+      const sp = (await staging.json()) as typeof plan & { chunks: { rowCap: number | null } };
+      assert.equal(sp.profile, 'staging');
+      assert.equal(sp.shadow, false);
+      assert.equal(sp.chunks.rowCap, w.t.config.STAGING_ROW_CAP);
+      assert.ok(!sp.stages.some((st) => st.startsWith('compare')));
+
+      for (const [json, status, pattern] of [
+        [
+          { media: 'audio', dryRun: true },
+          409,
+          /cannot plan a refresh of audio: its upstream table/,
+        ],
+        [{ media: 'image', dryRun: 'yes' }, 400, /dryRun must be true or false/],
+        [{ media: 'image', shadow: 1 }, 400, /shadow must be true or false/],
+        [{ media: 'video', dryRun: true }, 400, /unknown media type "video"/],
+      ] as const) {
+        const bad = await w.request('/api/runs', { as: 'operator', method: 'POST', json });
+        assert.equal(bad.status, status, JSON.stringify(json));
+        assert.match(await errorBody(bad), pattern, JSON.stringify(json));
+      }
+
+      assert.deepEqual(await storeCounts(w), was.store, 'the run store is unchanged');
+      assert.deepEqual(await redisKeys(w), was.redis, 'Redis is unchanged');
+      const indices = await w.t.es.cat.indices({ index: `${prefix}*`, format: 'json' });
+      assert.deepEqual(indices, [], 'no index was created');
+      await assertUntouched();
+    },
+  );
+
+  it(
+    'answers 409 to approve and discard of a run that is not awaiting approval',
+    { timeout: TEST_MS },
+    async () => {
+      for (const action of ['approve', 'discard']) {
+        const res = await w.request(`/api/runs/${runId}/${action}`, {
+          as: 'operator',
+          method: 'POST',
+        });
+        assert.equal(res.status, 409, action);
+        assert.match(
+          await errorBody(res),
+          new RegExp(`run ${runId} is queued, not awaiting approval`),
+        );
+      }
+      const { rows } = await w.t.dbs.api.query<{ action: string }>(
+        'SELECT action FROM freshet.audit WHERE run_id = $1 ORDER BY id',
+        [runId],
+      );
+      assert.deepEqual(
+        rows.map((r) => r.action),
+        ['start'],
+      );
+      await assertUntouched();
+    },
+  );
+
+  it(
+    'shows why a run waits, and since when, in the list and the details',
+    { timeout: TEST_MS },
+    async () => {
+      const reason =
+        'Elasticsearch cluster health is red (2 of 3 shards unassigned); heavy steps wait';
+      await w.t.store.setWaiting(runId, reason);
+      try {
+        const { rows } = await w.t.dbs.api.query<{ since: Date }>(
+          'SELECT waiting_since AS since FROM freshet.runs WHERE id = $1',
+          [runId],
+        );
+        const since = rows[0]?.since.toISOString();
+        assert.ok(since);
+        const list = (await (await w.request('/api/runs', { as: 'viewer' })).json()) as {
+          runs: { id: string; waiting_reason: string | null; waiting_since: string | null }[];
+        };
+        const listed = list.runs.find((r) => r.id === runId);
+        assert.deepEqual(
+          { reason: listed?.waiting_reason, since: listed?.waiting_since },
+          { reason, since },
+        );
+        const d = (await (await w.request(`/api/runs/${runId}`, { as: 'viewer' })).json()) as {
+          run: { waiting_reason: string | null; waiting_since: string | null };
+        };
+        assert.equal(d.run.waiting_reason, reason);
+        assert.equal(d.run.waiting_since, since);
+      } finally {
+        await w.t.store.setWaiting(runId, null);
+      }
+      const d = (await (await w.request(`/api/runs/${runId}`, { as: 'viewer' })).json()) as {
+        run: { waiting_reason: string | null; waiting_since: string | null };
+      };
+      assert.deepEqual([d.run.waiting_reason, d.run.waiting_since], [null, null]);
+    },
+  );
+
+  it(
+    'lists the schedules with their next fire times and latest slot',
+    { timeout: TEST_MS },
+    async () => {
+      type View = {
+        file: string;
+        problems: string[];
+        schedules: {
+          id: string;
+          media: string;
+          profile: string;
+          cron: string;
+          timezone: string;
+          jitter: string;
+          offsetMs: number;
+          enabled: boolean;
+          next: { slotUtc: string; fireUtc: string; fireLocal: string }[];
+          lastSlot: { outcome: string; runId: string | null; fireAt: string } | null;
+        }[];
+      };
+      const get = async (query = '') => {
+        const res = await w.request(`/api/schedules${query}`, { as: 'viewer' });
+        assert.equal(res.status, 200);
+        return (await res.json()) as View;
+      };
+      const started = Date.now();
+      const v = await get();
+      assert.equal(v.file, w.t.config.FRESHET_SCHEDULES_FILE);
+      assert.deepEqual(v.problems, []);
+      const [nightly, weekly] = v.schedules;
+      assert.ok(nightly && weekly, JSON.stringify(v));
+      assert.deepEqual(
+        [nightly.id, nightly.media, nightly.profile, nightly.cron, nightly.timezone],
+        ['image-nightly', 'image', 'production', '0 3 * * *', 'Europe/Berlin'],
+      );
+      assert.equal(nightly.jitter, '30m');
+      assert.ok(nightly.offsetMs >= 0 && nightly.offsetMs <= 30 * 60_000);
+      assert.equal(nightly.next.length, 3);
+      let previous = started;
+      for (const n of nightly.next) {
+        const fire = Date.parse(n.fireUtc);
+        assert.ok(fire > previous, `${n.fireUtc} after the one before`);
+        assert.equal(fire - Date.parse(n.slotUtc), nightly.offsetMs);
+        assert.match(n.fireLocal, /T03:\d\d:\d\d\+0[12]:00$/, 'at 03:xx Berlin time');
+        previous = fire;
+      }
+      assert.equal(nightly.lastSlot, null, 'no slot came due yet');
+      assert.deepEqual([weekly.enabled, weekly.next], [false, []]);
+      assert.equal((await get('?count=5')).schedules[0]?.next.length, 5);
+      for (const bad of ['?count=0', '?count=21', '?count=x']) {
+        const res = await w.request(`/api/schedules${bad}`, { as: 'viewer' });
+        assert.equal(res.status, 400, bad);
+        assert.match(await errorBody(res), /count must be an integer from 1 to 20/);
+      }
+
+      // A slot the scheduler claimed and started shows as the latest one.
+      const store = new ScheduleStore(w.t.dbs.api, w.t.config.FRESHET_QUEUE_PREFIX);
+      const first = nightly.next[0];
+      assert.ok(first);
+      const slot = { slotTime: new Date(first.slotUtc), fireAt: new Date(first.fireUtc) };
+      const now = new Date();
+      assert.ok(
+        await store.claim(
+          { id: 'image-nightly', media: 'image', profile: 'production' },
+          slot,
+          runId,
+          'test',
+          now,
+        ),
+      );
+      await store.decide('image-nightly', slot.slotTime, 'started', null, now);
+      const after = (await get()).schedules[0]?.lastSlot;
+      assert.deepEqual(after, {
+        slotTime: first.slotUtc,
+        fireAt: first.fireUtc,
+        outcome: 'started',
+        runId,
+        reason: null,
+        decidedAt: now.toISOString(),
+      });
+    },
+  );
+
+  it('shows why a schedules file cannot be used', { timeout: TEST_MS }, async () => {
+    const bad = await startDashboard(
+      loadConfig({
+        ...w.t.env,
+        DASHBOARD_PORT: '0',
+        FRESHET_SCHEDULES_FILE: writeSchedules([
+          { id: 'broken', media: 'video', cron: '61 * * * *' },
+        ]),
+      }),
+      w.logger,
+      { host: '127.0.0.1' },
+    );
+    try {
+      const res = await fetch(`${bad.url}/api/schedules`, { headers: w.auth('viewer') });
+      assert.equal(res.status, 200);
+      const v = (await res.json()) as { schedules: unknown[]; problems: string[] };
+      assert.deepEqual(v.schedules, []);
+      assert.ok(v.problems.some((p) => /schedule "broken".*cron "61 \* \* \* \*"/.test(p)));
+      assert.ok(v.problems.some((p) => /unknown media type "video"/.test(p)));
+    } finally {
+      await bad.close();
+    }
+  });
+
   it('exposes queue depth and job counts per state in /metrics', { timeout: TEST_MS }, async () => {
     const res = await w.request('/metrics', { as: 'viewer' });
     assert.equal(res.status, 200);
@@ -514,6 +873,69 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         (await w.request(`/api/runs/${second}/cancel`, { as: 'operator', method: 'POST' })).status,
         200,
       );
+    },
+  );
+
+  it(
+    'runs the stuck-run monitor: a run without progress is alerted once, with its link',
+    { timeout: TEST_MS },
+    async () => {
+      const receiver = await startReceiver();
+      const publicUrl = 'https://freshet.example.org/dash';
+      const monitored = await startDashboard(
+        loadConfig({
+          ...w.t.env,
+          ALERT_WEBHOOK_URL: receiver.url,
+          DASHBOARD_PUBLIC_URL: `${publicUrl}/`,
+          STUCK_AFTER_MS: '1',
+          MONITOR_INTERVAL_MS: '50',
+          DASHBOARD_PORT: '0',
+        }),
+        w.logger,
+        { host: '127.0.0.1' },
+      );
+      let stuckRun: string | undefined;
+      try {
+        // A queued run that no worker takes (none runs here) makes no progress: it is stuck.
+        const started = await fetch(`${monitored.url}/api/runs`, {
+          method: 'POST',
+          headers: { ...w.auth('operator'), 'content-type': 'application/json' },
+          body: JSON.stringify({ media: 'audio' }),
+        });
+        assert.equal(started.status, 202);
+        stuckRun = ((await started.json()) as { runId: string }).runId;
+        const id = stuckRun;
+        const body = await receiver.next((b) => {
+          const f = b.freshet as { kind?: string; runId?: string } | undefined;
+          return f?.kind === 'stuck' && f.runId === id;
+        });
+        const fields = body.freshet as { url: string; status: string; media: string };
+        assert.equal(fields.url, `${publicUrl}/runs/${id}`);
+        assert.deepEqual([fields.status, fields.media], ['queued', 'audio']);
+        assert.match(body.text as string, /is stuck/);
+      } finally {
+        // Stops the monitor and waits for the alert being sent before the pools close.
+        await monitored.close();
+        await receiver.close();
+        if (stuckRun) {
+          const res = await w.request(`/api/runs/${stuckRun}/cancel`, {
+            as: 'operator',
+            method: 'POST',
+          });
+          assert.equal(res.status, 200);
+        }
+      }
+      const { rows } = await w.t.dbs.api.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM freshet.alerts WHERE run_id = $1 AND kind = 'stuck' AND sent_at IS NOT NULL`,
+        [stuckRun],
+      );
+      assert.equal(rows[0]?.n, 1, 'recorded as sent');
+      const sent = receiver.received.filter(
+        (b) => (b.freshet as { runId?: string } | undefined)?.runId === stuckRun,
+      );
+      assert.equal(sent.length, 1, 'sent once for this stuck episode, however many ticks ran');
+      assert.ok(w.logs.some((l) => l.includes('"msg":"run stuck"') && l.includes(stuckRun ?? '?')));
+      assert.ok(!w.logs.join('\n').includes(receiver.url), 'the webhook URL is never logged');
     },
   );
 

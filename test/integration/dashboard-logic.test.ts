@@ -1,5 +1,5 @@
 // The dashboard's pure parts, without any service: token checks, the autoscaling signal,
-// throughput and ETA, per-source counts and start-request validation. (Kept beside the other
+// throughput and ETA, per-source counts, the shadow comparison and start-request validation. (Kept beside the other
 // dashboard tests; it needs no Redis, PostgreSQL or Elasticsearch.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import {
   safeEqual,
 } from '@freshet/dashboard';
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
-import { sourceCounts } from '../../apps/dashboard/src/run-view.js';
+import { comparisonOf, sourceCounts } from '../../apps/dashboard/src/run-view.js';
 
 const op = 'operator-secret-1';
 const vw = 'viewer-secret-22';
@@ -153,12 +153,41 @@ describe('dashboard logic', { timeout: 10_000 }, () => {
     ]);
   });
 
+  it("reads a shadow run's comparison from its counts, or null", () => {
+    const report = {
+      totals: { live: 10, shadow: 5, change: -0.5 },
+      sources: { a: { live: 10, shadow: 5, change: -0.5 } },
+      sampled: 2,
+      diffs: [{ id: '7', fields: { title: { live: 'x', shadow: null } } }],
+      diffRate: 0.5,
+      shiftedFields: [],
+      withinThresholds: false,
+      reasons: ['total rows change -50.0% (10 -> 5)'],
+    };
+    assert.deepEqual(comparisonOf({ before: { a: 10 }, comparison: report }), report);
+    for (const counts of [
+      null,
+      {},
+      { comparison: null },
+      { comparison: 'x' },
+      { comparison: { ...report, reasons: undefined } },
+      { comparison: { ...report, withinThresholds: 'no' } },
+    ]) {
+      assert.equal(comparisonOf(counts), null, JSON.stringify(counts));
+    }
+  });
+
   it('validates a start request', () => {
     assert.deepEqual(parseStartBody({ media: 'image' }), { media: 'image' });
     assert.deepEqual(parseStartBody({ media: 'audio', profile: 'staging', chunkSizeRows: 500 }), {
       media: 'audio',
       profile: 'staging',
       chunkSizeRows: 500,
+    });
+    assert.deepEqual(parseStartBody({ media: 'image', shadow: true, dryRun: false }), {
+      media: 'image',
+      shadow: true,
+      dryRun: false,
     });
     for (const bad of [
       null,
@@ -169,6 +198,9 @@ describe('dashboard logic', { timeout: 10_000 }, () => {
       { media: 'x', profile: 1 },
       { media: 'x', chunkSizeRows: 1.5 },
       { media: 'x', extra: 1 },
+      { media: 'x', shadow: 'true' },
+      { media: 'x', dryRun: 1 },
+      { media: 'x', dryRun: null },
     ]) {
       assert.throws(() => parseStartBody(bad), { name: 'HttpError' }, JSON.stringify(bad));
     }

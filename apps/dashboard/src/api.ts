@@ -1,20 +1,41 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { profiles, runIdPattern, type Logger } from '@freshet/core';
-import { cancelRun, pauseRun, resumeRun } from '../../producer/src/control.js';
+import {
+  approveRun,
+  cancelRun,
+  discardRun,
+  pauseRun,
+  resumeRun,
+} from '../../producer/src/control.js';
+import { planRefresh } from '../../producer/src/plan.js';
 import type { Producer } from '../../producer/src/producer.js';
 import { retryRun, startRefresh } from '../../producer/src/refresh.js';
 import { requireOperator, roleOf } from './auth.js';
 import { bodyLimitBytes, HttpError } from './http-errors.js';
 import type { RunView } from './run-view.js';
+import { maxUpcoming, type Schedules } from './schedules.js';
 
 /** Fields `POST /api/runs` accepts. */
-const startFields = new Set(['media', 'profile', 'chunkSizeRows']);
+const startFields = new Set(['media', 'profile', 'chunkSizeRows', 'shadow', 'dryRun']);
 
 /** The body of `POST /api/runs`, checked. */
 export interface StartBody {
   media: string;
   profile?: string;
   chunkSizeRows?: number;
+  /** Build beside the live table and index, compare, promote within thresholds or on approval. */
+  shadow?: boolean;
+  /** Answer the plan of the refresh instead of starting it; nothing is changed anywhere. */
+  dryRun?: boolean;
+}
+
+function optionalBoolean(b: Record<string, unknown>, name: string): boolean | undefined {
+  const v = b[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') {
+    throw new HttpError(400, `${name} must be true or false, got ${String(JSON.stringify(v))}`);
+  }
+  return v;
 }
 
 /** Checks a start request; every problem is a 400 with a message naming the field. */
@@ -27,7 +48,7 @@ export function parseStartBody(body: unknown): StartBody {
   if (unknown.length > 0) {
     throw new HttpError(
       400,
-      `unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}; expected media, profile, chunkSizeRows`,
+      `unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}; expected ${[...startFields].join(', ')}`,
     );
   }
   if (typeof b.media !== 'string' || b.media === '') {
@@ -50,7 +71,23 @@ export function parseStartBody(body: unknown): StartBody {
     }
     out.chunkSizeRows = n;
   }
+  const shadow = optionalBoolean(b, 'shadow');
+  if (shadow !== undefined) out.shadow = shadow;
+  const dryRun = optionalBoolean(b, 'dryRun');
+  if (dryRun !== undefined) out.dryRun = dryRun;
   return out;
+}
+
+/**
+ * A 409 naming the missing upstream table when a dry run's catalog query failed because the
+ * table does not exist (PostgreSQL's undefined_table); undefined for any other error.
+ */
+function missingUpstream(err: unknown, media: string): HttpError | undefined {
+  if ((err as { code?: unknown }).code !== '42P01') return undefined;
+  return new HttpError(
+    409,
+    `cannot plan a refresh of ${media}: its upstream table is not in the catalog (${(err as Error).message})`,
+  );
 }
 
 /** The `:id` of a route, checked against the run id format (400 when malformed). */
@@ -87,10 +124,15 @@ function stringQuery(req: Request, name: string): string | undefined {
 /**
  * The REST API, to mount at `/api` behind authentication. Reads are open to both roles;
  * changes need the operator (403 for the viewer) and record the role as the actor in the
- * run's audit log.
+ * run's audit log. `POST /runs` with `dryRun: true` answers the plan and changes nothing.
  */
-export function createApi(deps: { producer: Producer; view: RunView; logger: Logger }): Router {
-  const { producer, view, logger } = deps;
+export function createApi(deps: {
+  producer: Producer;
+  view: RunView;
+  schedules: Schedules;
+  logger: Logger;
+}): Router {
+  const { producer, view, schedules, logger } = deps;
   const router = express.Router();
   const operatorOnly = requireOperator();
   const json = express.json({ limit: bodyLimitBytes, strict: false });
@@ -111,6 +153,10 @@ export function createApi(deps: { producer: Producer; view: RunView; logger: Log
     });
   });
 
+  router.get('/schedules', async (req, res) => {
+    res.json(await schedules.view(new Date(), intQuery(req, 'count', 3, maxUpcoming)));
+  });
+
   router.get('/runs', async (req, res) => {
     const media = stringQuery(req, 'media');
     const status = stringQuery(req, 'status');
@@ -126,10 +172,27 @@ export function createApi(deps: { producer: Producer; view: RunView; logger: Log
     if (!req.is('application/json')) {
       throw new HttpError(415, 'send the body as JSON with Content-Type: application/json');
     }
-    const body = parseStartBody(req.body);
+    const { dryRun, ...request } = parseStartBody(req.body);
     const role = roleOf(res);
-    const runId = await startRefresh(producer, { ...body, requestedBy: role });
-    logger.info({ runId, media: body.media, profile: body.profile, actor: role }, 'run started');
+    if (dryRun) {
+      const plan = await planRefresh(producer, request).catch((err: unknown) => {
+        throw missingUpstream(err, request.media) ?? err;
+      });
+      logger.info({ media: plan.media, profile: plan.profile, actor: role }, 'dry run planned');
+      res.json(plan);
+      return;
+    }
+    const runId = await startRefresh(producer, { ...request, requestedBy: role });
+    logger.info(
+      {
+        runId,
+        media: request.media,
+        profile: request.profile,
+        shadow: request.shadow,
+        actor: role,
+      },
+      'run started',
+    );
     res.status(202).location(`/api/runs/${runId}`).json({ runId });
   });
 
@@ -137,10 +200,13 @@ export function createApi(deps: { producer: Producer; view: RunView; logger: Log
     res.json(await view.details(runIdParam(req)));
   });
 
+  // Approve and discard answer 409 unless the run is awaiting approval (a held shadow build).
   const controls = {
     pause: pauseRun,
     resume: resumeRun,
     cancel: cancelRun,
+    approve: approveRun,
+    discard: discardRun,
   } as const;
   for (const [action, control] of Object.entries(controls)) {
     router.post(`/runs/:id/${action}`, operatorOnly, json, async (req, res) => {

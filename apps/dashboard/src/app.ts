@@ -1,7 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { ensureRunStore, type Config, type Logger } from '@freshet/core';
+import {
+  createNotifier,
+  dashboardRunUrl,
+  ensureRunStore,
+  startMonitor,
+  type Config,
+  type Logger,
+  type Monitor,
+  type Notifier,
+} from '@freshet/core';
 import { openProducer, type Producer } from '../../producer/src/producer.js';
 import { createApi } from './api.js';
 import { rejectCrossSite, requireAuth, roleTokens, type Role, type RoleTokens } from './auth.js';
@@ -11,6 +20,7 @@ import { errorHandler, notFound } from './http-errors.js';
 import { createMetrics, type DashboardMetrics } from './metrics.js';
 import { createPages } from './pages.js';
 import { RunView } from './run-view.js';
+import { Schedules } from './schedules.js';
 
 /** Options of {@link startDashboard}. */
 export interface DashboardOptions {
@@ -72,6 +82,12 @@ export function createDashboardApp(deps: {
 }): Express {
   const { producer, tokens, logger, metrics } = deps;
   const view = new RunView(producer.api, producer.queues.prefix);
+  const schedules = new Schedules({
+    config: producer.config,
+    media: producer.media,
+    api: producer.api,
+    prefix: producer.queues.prefix,
+  });
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -85,7 +101,7 @@ export function createDashboardApp(deps: {
       .set('Cache-Control', 'no-store')
       .send(text);
   });
-  app.use('/api', createApi({ producer, view, logger }), notFound());
+  app.use('/api', createApi({ producer, view, schedules, logger }), notFound());
   app.use(boardPath, createBoards(producer.queues.all()));
   app.use(createPages());
   app.use(notFound());
@@ -120,6 +136,12 @@ function closeServer(server: Server): Promise<void> {
  * producer connections (Redis queues, API database) and creates the run store schema if
  * missing. Throws a UserError before connecting anything if neither FRESHET_OPERATOR_TOKEN nor
  * FRESHET_VIEWER_TOKEN is set; a role whose token is not set cannot sign in.
+ *
+ * The dashboard is the always-on process, so it also runs the stuck-run monitor of its queue
+ * prefix: every MONITOR_INTERVAL_MS it alerts (ALERT_WEBHOOK_URL) on runs without progress for
+ * STUCK_AFTER_MS and re-sends failed, blocked and succeeded alerts that were never delivered,
+ * with links to DASHBOARD_PUBLIC_URL. Without ALERT_WEBHOOK_URL the monitor stays idle. Alerts
+ * are deduplicated in PostgreSQL, so several dashboard replicas may run it at once.
  */
 export async function startDashboard(
   config: Config,
@@ -131,8 +153,31 @@ export async function startDashboard(
   const host = opts.host ?? '0.0.0.0';
   const producer = openProducer(config);
   let server: Server | undefined;
+  let notifier: Notifier | undefined;
+  let monitor: Monitor | undefined;
+  /** Stops the monitor, then lets alerts being sent finish; never throws. */
+  const stopAlerts = async () => {
+    for (const step of [() => monitor?.close(), () => notifier?.close()]) {
+      try {
+        await step();
+      } catch (err) {
+        log.warn({ err }, 'error during shutdown');
+      }
+    }
+  };
   try {
     await ensureRunStore(producer.api);
+    notifier = createNotifier(config, log, {
+      api: producer.api,
+      runUrl: dashboardRunUrl(config),
+    });
+    monitor = startMonitor({
+      config,
+      api: producer.api,
+      notifier,
+      logger: log,
+      prefix: producer.queues.prefix,
+    });
     const metrics = createMetrics({
       queues: producer.queues.all(),
       db: producer.api,
@@ -161,7 +206,7 @@ export async function startDashboard(
       port: address.port,
       close() {
         closing ??= (async () => {
-          for (const step of [() => closeServer(listening), () => producer.close()]) {
+          for (const step of [() => closeServer(listening), stopAlerts, () => producer.close()]) {
             try {
               await step();
             } catch (err) {
@@ -175,6 +220,7 @@ export async function startDashboard(
     };
   } catch (err) {
     if (server?.listening) await closeServer(server);
+    await stopAlerts();
     await producer.close();
     throw err;
   }

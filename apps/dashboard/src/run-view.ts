@@ -2,6 +2,7 @@ import {
   activeStatuses,
   NotFoundError,
   stageOrder,
+  type ComparisonReport,
   type Pool,
   type RunRow,
   type RunStatus,
@@ -98,9 +99,17 @@ export interface RunDetails {
   readonly chunks: ChunksView;
   readonly pace: Pace;
   readonly sources: SourceCount[];
+  /** Rows the clean step rejected, per reason (summed over the chunks so far). */
   readonly rejected: ReasonCount[];
+  /** Upstream rows the copy step skipped (removed upstream, deleted), per reason. */
+  readonly skipped: ReasonCount[];
   readonly changed: ReasonCount[];
   readonly tagsDropped: ReasonCount[];
+  /**
+   * A shadow build's comparison with the live data (from its compare stage), or null. While
+   * the run is `awaiting-approval` this is why it is held.
+   */
+  readonly comparison: ComparisonReport | null;
   readonly timeline: { origin: Date | null; bars: TimelineBar[]; truncated: boolean };
   readonly attempts: AttemptView[];
   readonly logs: {
@@ -191,8 +200,10 @@ export class RunView {
       pace,
       sources: sourceCounts(run.counts),
       rejected: clean.rejected,
+      skipped: clean.skipped,
       changed: clean.changed,
       tagsDropped: clean.tagsDropped,
+      comparison: comparisonOf(run.counts),
       timeline,
       attempts: attempts.rows,
       logs: logs.rows,
@@ -308,24 +319,30 @@ export class RunView {
     });
   }
 
-  /** Rejected rows per reason, changed rows per rule and dropped tags per reason, summed over chunks. */
-  private async cleanCounts(
-    id: string,
-  ): Promise<{ rejected: ReasonCount[]; changed: ReasonCount[]; tagsDropped: ReasonCount[] }> {
+  /**
+   * Rejected rows per reason, changed rows per rule and dropped tags per reason (the clean
+   * step's results), and skipped rows per reason (the copy step's), summed over the chunks.
+   */
+  private async cleanCounts(id: string): Promise<{
+    rejected: ReasonCount[];
+    skipped: ReasonCount[];
+    changed: ReasonCount[];
+    tagsDropped: ReasonCount[];
+  }> {
     const { rows } = await this.db.query<{
-      kind: 'rejected' | 'changed' | 'tagsDropped';
+      kind: 'rejected' | 'skipped' | 'changed' | 'tagsDropped';
       reason: string;
       count: number;
       sample: string[] | null;
     }>(
-      `WITH clean AS (
-         SELECT result -> 'clean' AS r FROM freshet.chunks
-          WHERE run_id = $1 AND jsonb_typeof(result -> 'clean') = 'object'),
+      `WITH parts AS (
+         SELECT k.kind, c.result #> k.path AS r
+           FROM freshet.chunks c,
+                (VALUES ('rejected', '{clean,rejected}'::text[]), ('changed', '{clean,changed}'),
+                        ('tagsDropped', '{clean,tagsDropped}'), ('skipped', '{copy,skipped}')) AS k(kind, path)
+          WHERE c.run_id = $1 AND jsonb_typeof(c.result #> k.path) = 'object'),
        entries AS (
-         SELECT k.kind, e.key, e.value
-           FROM clean, (VALUES ('rejected'), ('changed'), ('tagsDropped')) AS k(kind),
-                jsonb_each(CASE WHEN jsonb_typeof(clean.r -> k.kind) = 'object'
-                                THEN clean.r -> k.kind ELSE '{}'::jsonb END) AS e)
+         SELECT parts.kind, e.key, e.value FROM parts, jsonb_each(parts.r) AS e)
        SELECT kind, key AS reason,
               sum(CASE WHEN jsonb_typeof(value) = 'number' THEN value::text::numeric
                        ELSE coalesce((value ->> 'count')::numeric, 0) END)::bigint AS count,
@@ -339,6 +356,7 @@ export class RunView {
         .map((r) => ({ reason: r.reason, count: Number(r.count), sample: r.sample ?? [] }));
     return {
       rejected: pick('rejected'),
+      skipped: pick('skipped'),
       changed: pick('changed'),
       tagsDropped: pick('tagsDropped'),
     };
@@ -408,4 +426,25 @@ export function sourceCounts(counts: Record<string, unknown> | null): SourceCoun
       (x, y) =>
         (y.after ?? y.before ?? 0) - (x.after ?? x.before ?? 0) || (x.source < y.source ? -1 : 1),
     );
+}
+
+/**
+ * The shadow comparison stored in a run's `counts.comparison` by its compare stage, or null
+ * when there is none (not a shadow run, or not compared yet) or it is not shaped like one.
+ */
+export function comparisonOf(counts: Record<string, unknown> | null): ComparisonReport | null {
+  const c = counts?.comparison;
+  if (typeof c !== 'object' || c === null) return null;
+  const r = c as Partial<ComparisonReport>;
+  if (
+    typeof r.totals !== 'object' ||
+    typeof r.sources !== 'object' ||
+    !Array.isArray(r.reasons) ||
+    !Array.isArray(r.diffs) ||
+    !Array.isArray(r.shiftedFields) ||
+    typeof r.withinThresholds !== 'boolean'
+  ) {
+    return null;
+  }
+  return r as ComparisonReport;
 }

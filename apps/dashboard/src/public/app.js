@@ -11,7 +11,7 @@
  *   chunk_count: number | null, error: string | null, requested_by: string | null,
  *   created_at: string, started_at: string | null, finished_at: string | null, updated_at: string,
  *   plan: Record<string, unknown> | null, counts: Record<string, unknown> | null,
- *   active: boolean }} Run
+ *   waiting_reason: string | null, waiting_since: string | null, active: boolean }} Run
  * @typedef {Run & { chunks: ChunkCounts }} RunSummary
  * @typedef {{ stage: string, status: string, started_at: string | null, finished_at: string | null,
  *   ms: number | string | null, error: string | null }} Stage
@@ -28,16 +28,37 @@
  *   rows: number | null, error: string | null }} Attempt
  * @typedef {{ id: number, job_id: string | null, level: string, msg: string, fields: unknown, at: string }} LogLine
  * @typedef {{ id: number, actor: string, action: string, detail: unknown, at: string }} AuditLine
+ * @typedef {{ live: number, shadow: number, change: number }} SourceComparison
+ * @typedef {{ id: string, fields: Record<string, { live: unknown, shadow: unknown }> }} DocumentDiff
+ * @typedef {{ field: string, liveNullRate: number, shadowNullRate: number }} FieldShift
+ * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>, sampled: number,
+ *   diffs: DocumentDiff[], diffRate: number, shiftedFields: FieldShift[], withinThresholds: boolean,
+ *   reasons: string[] }} Comparison
  * @typedef {{ run: Run, now: string, stages: Stage[], chunks: Chunks, pace: Pace,
- *   sources: SourceCount[], rejected: ReasonCount[], changed: ReasonCount[], tagsDropped: ReasonCount[],
+ *   sources: SourceCount[], rejected: ReasonCount[], skipped: ReasonCount[], changed: ReasonCount[],
+ *   tagsDropped: ReasonCount[], comparison: Comparison | null,
  *   timeline: { origin: string | null, bars: Bar[], truncated: boolean },
  *   attempts: Attempt[], logs: LogLine[], audit: AuditLine[] }} RunDetails
+ * @typedef {{ media: string, profile: string, shadow: boolean, stages: string[],
+ *   chunks: { count: number, chunkSizeRows: number, rowCap: number | null, upstreamRows: number,
+ *     plannedRows: number, ranges: string[] },
+ *   tables: { live: string, temp: string }, indices: { main: string, filtered: string },
+ *   aliases: { alias: string, from: string[], to: string }[] }} Plan
+ * @typedef {{ slotUtc: string, fireUtc: string, fireLocal: string }} UpcomingFire
+ * @typedef {{ slotTime: string, fireAt: string, outcome: string, runId: string | null,
+ *   reason: string | null, decidedAt: string | null }} LastSlot
+ * @typedef {{ id: string, media: string, profile: string, cron: string, timezone: string,
+ *   jitter: string, offsetMs: number, overlap: string, conflictsWith: string[], enabled: boolean,
+ *   next: UpcomingFire[], lastSlot: LastSlot | null }} Schedule
+ * @typedef {{ file: string, now: string, schedules: Schedule[], problems: string[] }} SchedulesView
  * @typedef {string | number | Node | null | undefined | false} Child
  */
 
 const activeStatuses = new Set(['queued', 'running', 'blocked', 'paused', 'awaiting-approval']);
 const fastPollMs = 1000;
 const slowPollMs = 10000;
+/** How often the home page reloads the schedule table (next fire times move slowly). */
+const schedulesPollMs = 30000;
 const svgNs = 'http://www.w3.org/2000/svg';
 const stepNames = /** @type {const} */ (['copy', 'clean', 'index']);
 const stepStatusNames = /** @type {Record<string, string>} */ ({
@@ -205,6 +226,81 @@ function timeEl(iso) {
 function span(from, to, now) {
   if (!from) return null;
   return Date.parse(to ?? now) - Date.parse(from);
+}
+
+/**
+ * A timestamp as hours and minutes ("12:03"), with the date when it is not today.
+ * @param {string} iso
+ */
+function clock(iso) {
+  const d = new Date(iso);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return d.toLocaleString('en-GB', {
+    ...(sameDay ? {} : { month: 'short', day: 'numeric' }),
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+}
+
+/**
+ * A fraction as a signed percentage: +12.5%, −33.3%, 0%.
+ * @param {number} fraction
+ */
+function signedPercent(fraction) {
+  if (!Number.isFinite(fraction)) return '–';
+  const pct = fraction * 100;
+  if (Math.abs(pct) < 0.05) return '0%';
+  return `${pct > 0 ? '+' : '−'}${Math.abs(pct).toFixed(1)}%`;
+}
+
+/**
+ * A fraction as a percentage: 12.5%.
+ * @param {number} fraction
+ */
+function percent(fraction) {
+  return Number.isFinite(fraction) ? `${(fraction * 100).toFixed(1)}%` : '–';
+}
+
+/**
+ * Why an active run's work waits (no headroom: Elasticsearch red or short of disk, PostgreSQL
+ * short of connections) and since when, or null when it does not wait.
+ * @param {Run} run
+ * @param {string} [cls]
+ */
+function waitingNote(run, cls = 'waiting') {
+  if (!run.active || !run.waiting_reason) return null;
+  return h(
+    'p',
+    { class: cls, 'data-testid': 'waiting' },
+    h('strong', {}, 'waiting: '),
+    run.waiting_reason,
+    run.waiting_since
+      ? [
+          ' · since ',
+          h(
+            'time',
+            { datetime: run.waiting_since, title: new Date(run.waiting_since).toString() },
+            clock(run.waiting_since),
+          ),
+        ]
+      : null,
+  );
+}
+
+/**
+ * A JSON value shown in a cell, shortened past `max` characters.
+ * @param {unknown} value
+ * @param {number} [max]
+ */
+function jsonCell(value, max = 160) {
+  if (value === undefined) return h('span', { class: 'muted' }, '(absent)');
+  // JSON.stringify gives undefined only for functions and symbols, which JSON never holds.
+  const text = JSON.stringify(value) ?? '';
+  return h(
+    'code',
+    { class: 'small', title: text.length > max ? text : null },
+    text.length > max ? `${text.slice(0, max)}…` : text,
+  );
 }
 
 /**
@@ -438,16 +534,146 @@ function renderRunsPage(session, main) {
       h('h2', { id: 'runs-title' }, 'Recent runs'),
       list,
     ),
+    panel('Schedules', 'schedules', h('p', { class: 'muted' }, 'Loading schedules…')),
   );
+  let schedulesAt = 0;
   poll(async () => {
     const { runs } = /** @type {{ runs: RunSummary[] }} */ (await api('/runs?limit=100'));
     flash(null);
     fill(list, runsTable(runs));
+    if (Date.now() - schedulesAt >= schedulesPollMs) {
+      const view = /** @type {SchedulesView} */ (await api('/schedules'));
+      schedulesAt = Date.now();
+      fill(byId('schedules'), schedulesTable(view));
+    }
     return runs.some((r) => r.active) ? fastPollMs : slowPollMs;
   });
 }
 
 /**
+ * A time in a time zone, like "Mon 1 Dec, 00:17".
+ * @param {string} iso
+ * @param {string} timeZone
+ */
+function zoned(iso, timeZone) {
+  return new Date(iso).toLocaleString('en-GB', {
+    timeZone,
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+}
+
+/**
+ * The schedule table: each entry with its next fire times (in its own time zone; UTC in the
+ * tooltip) and what became of its latest slot.
+ * @param {SchedulesView} view
+ */
+function schedulesTable(view) {
+  const now = Date.parse(view.now);
+  if (view.problems.length) {
+    return h(
+      'div',
+      { class: 'run-error', 'data-testid': 'schedule-problems' },
+      h('strong', {}, `The schedules file ${view.file} cannot be used; nothing is scheduled:`),
+      h(
+        'ul',
+        { class: 'reasons' },
+        view.problems.map((p) => h('li', {}, p)),
+      ),
+    );
+  }
+  return [
+    table(
+      'Schedules',
+      [
+        [
+          'Schedule',
+          (x) => [
+            h('strong', { class: 'mono' }, x.id),
+            x.enabled ? null : ' ',
+            x.enabled ? null : h('span', { class: 'badge st-disabled' }, 'disabled'),
+          ],
+        ],
+        ['Media', (x) => x.media],
+        ['Profile', (x) => x.profile],
+        ['Cron', (x) => h('code', {}, x.cron)],
+        ['Time zone', (x) => x.timezone],
+        [
+          'Jitter',
+          (x) => [
+            x.jitter,
+            x.offsetMs
+              ? h('span', { class: 'muted small' }, ` (starts +${duration(x.offsetMs)})`)
+              : null,
+          ],
+        ],
+        ['Overlap', (x) => x.overlap],
+        [
+          'Next fire times',
+          (x) =>
+            x.next.length
+              ? h(
+                  'ul',
+                  { class: 'fires' },
+                  x.next.map((n) =>
+                    h(
+                      'li',
+                      {},
+                      h(
+                        'time',
+                        { datetime: n.fireUtc, title: `${n.fireUtc} (slot ${n.slotUtc})` },
+                        zoned(n.fireUtc, x.timezone),
+                      ),
+                      h(
+                        'span',
+                        { class: 'muted small' },
+                        ` in ${duration(Date.parse(n.fireUtc) - now)}`,
+                      ),
+                    ),
+                  ),
+                )
+              : h('span', { class: 'muted' }, 'never (disabled)'),
+          'wide',
+        ],
+        ['Last slot', (x) => lastSlotCell(x.lastSlot)],
+      ],
+      view.schedules,
+      'No schedule is configured.',
+    ),
+    h('p', { class: 'hint' }, `From ${view.file}; the scheduler (freshet schedule) starts them.`),
+  ];
+}
+
+/**
+ * What became of a schedule's latest slot: its outcome, when it fired, and the run it started
+ * or why it did not.
+ * @param {LastSlot | null} slot
+ */
+function lastSlotCell(slot) {
+  if (!slot) return h('span', { class: 'muted' }, 'none yet');
+  return h(
+    'div',
+    { 'data-testid': 'last-slot' },
+    badge(slot.outcome),
+    ' ',
+    timeEl(slot.fireAt),
+    slot.runId && slot.outcome !== 'missed'
+      ? h(
+          'div',
+          { class: 'small' },
+          h('a', { href: `/runs/${encodeURIComponent(slot.runId)}`, class: 'mono' }, slot.runId),
+        )
+      : null,
+    slot.reason ? h('div', { class: 'muted small' }, slot.reason) : null,
+  );
+}
+
+/**
+ * The start form (operator only): media type, profile, shadow build; "Start refresh" starts
+ * it, "Dry run" shows what it would do without changing anything.
  * @param {Session} session
  */
 function startForm(session) {
@@ -465,8 +691,44 @@ function startForm(session) {
       session.profiles.map((p) => h('option', { value: p }, p)),
     )
   );
+  const shadow = /** @type {HTMLInputElement} */ (
+    h('input', { type: 'checkbox', id: 'start-shadow', name: 'shadow' })
+  );
   const button = /** @type {HTMLButtonElement} */ (
     h('button', { type: 'submit', class: 'primary' }, 'Start refresh')
+  );
+  const planOut = h('div', { id: 'plan', class: 'plan', 'aria-live': 'polite', hidden: true });
+  const request = () => ({
+    media: media.value,
+    profile: profile.value,
+    ...(shadow.checked ? { shadow: true } : {}),
+  });
+  const dryRun = /** @type {HTMLButtonElement} */ (
+    h(
+      'button',
+      {
+        type: 'button',
+        onclick: async () => {
+          dryRun.disabled = true;
+          try {
+            const plan = /** @type {Plan} */ (
+              await api('/runs', {
+                method: 'POST',
+                body: JSON.stringify({ ...request(), dryRun: true }),
+              })
+            );
+            flash(null);
+            planOut.hidden = false;
+            fill(planOut, planView(plan));
+          } catch (err) {
+            flash(`Could not plan: ${/** @type {Error} */ (err).message}`);
+          } finally {
+            dryRun.disabled = false;
+          }
+        },
+      },
+      'Dry run',
+    )
   );
   const form = h(
     'form',
@@ -479,10 +741,7 @@ function startForm(session) {
         button.disabled = true;
         try {
           const { runId } = /** @type {{ runId: string }} */ (
-            await api('/runs', {
-              method: 'POST',
-              body: JSON.stringify({ media: media.value, profile: profile.value }),
-            })
+            await api('/runs', { method: 'POST', body: JSON.stringify(request()) })
           );
           location.assign(`/runs/${encodeURIComponent(runId)}`);
         } catch (err) {
@@ -497,15 +756,66 @@ function startForm(session) {
       { class: 'form-row' },
       h('label', { for: 'start-media' }, 'Media type', media),
       h('label', { for: 'start-profile' }, 'Profile', profile),
+      h('label', { for: 'start-shadow', class: 'check' }, shadow, 'Shadow build'),
       button,
+      dryRun,
     ),
     h(
       'p',
       { class: 'hint' },
-      'Staging builds prefixed tables and indices and never touches production aliases.',
+      'Staging builds prefixed tables and indices and never touches production aliases. ',
+      'A shadow build is compared with the live data before promotion and waits for approval ',
+      'beyond the thresholds. A dry run only reads.',
     ),
+    planOut,
   );
   return form;
+}
+
+/**
+ * What a refresh would do (the answer to a dry run).
+ * @param {Plan} plan
+ */
+function planView(plan) {
+  const c = plan.chunks;
+  /** @type {[string, Child | Child[]][]} */
+  const rows = [
+    ['Stages', plan.stages.join(' → ')],
+    [
+      'Chunks',
+      [
+        `${num(c.count)} of about ${num(c.chunkSizeRows)} rows, over ${num(c.plannedRows)} of ${num(c.upstreamRows)} upstream rows`,
+        c.rowCap === null ? '' : ` (row cap ${num(c.rowCap)})`,
+        c.ranges.length ? h('pre', { class: 'mono small ranges' }, c.ranges.join('\n')) : null,
+      ],
+    ],
+    ['Tables', `build ${plan.tables.temp}, swap into ${plan.tables.live}`],
+    ['Indices', `${plan.indices.main}, ${plan.indices.filtered}`],
+    [
+      'Aliases',
+      plan.aliases.map((a) =>
+        h(
+          'div',
+          {},
+          h('span', { class: 'mono' }, a.alias),
+          `: ${a.from.length ? a.from.join(', ') : '(none)'} → ${a.to}`,
+          plan.shadow ? h('span', { class: 'muted' }, ' (after approval if held)') : null,
+        ),
+      ),
+    ],
+  ];
+  return [
+    h(
+      'h3',
+      { 'data-testid': 'plan-title' },
+      `Dry run: ${plan.profile} refresh of ${plan.media}${plan.shadow ? ' (shadow)' : ''} — nothing was changed`,
+    ),
+    h(
+      'dl',
+      { class: 'plan-list' },
+      rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]),
+    ),
+  ];
 }
 
 /**
@@ -518,7 +828,7 @@ function runsTable(runs) {
       ['Run', (r) => h('a', { href: `/runs/${encodeURIComponent(r.id)}`, class: 'mono' }, r.id)],
       ['Media', (r) => r.media],
       ['Profile', (r) => r.profile],
-      ['Status', (r) => badge(r.status)],
+      ['Status', (r) => [badge(r.status), waitingNote(r, 'waiting-inline small')]],
       ['Stage', (r) => r.stage ?? '–'],
       [
         'Chunks indexed',
@@ -560,6 +870,8 @@ function renderRunPage(session, main, runId) {
   const meta = h('p', { class: 'muted', id: 'run-meta' });
   const controls = session.canOperate ? runControls(runId) : undefined;
   const errorBox = h('div', { class: 'run-error', role: 'alert', hidden: true });
+  const waitingBox = h('div', { class: 'waiting-box', role: 'status' });
+  const approval = approvalPanel(runId, session.canOperate);
   const cards = h('div', { class: 'cards', id: 'cards' });
   const steps = h('div', { class: 'steps' });
   fill(
@@ -574,6 +886,8 @@ function renderRunPage(session, main, runId) {
         : h('p', { class: 'muted read-only' }, 'Read-only: signed in as viewer.'),
     ),
     errorBox,
+    waitingBox,
+    approval.el,
     cards,
     h(
       'section',
@@ -588,7 +902,7 @@ function renderRunPage(session, main, runId) {
       'div',
       { class: 'two-col' },
       panel('Rows per source', 'sources'),
-      panel('Rejected rows', 'rejected'),
+      panel('Skipped and rejected rows', 'rejected'),
     ),
     panel('Cleaning', 'cleaning'),
     scrollPanel('Attempts (most recent first)', 'attempts'),
@@ -616,8 +930,12 @@ function renderRunPage(session, main, runId) {
       run.finished_at ? ' · finished ' : '',
       run.finished_at ? timeEl(run.finished_at) : '',
     );
-    errorBox.hidden = !run.error;
-    fill(errorBox, run.error ? h('strong', {}, 'Problem: ') : '', run.error ?? '');
+    // A held shadow build's error repeats the comparison's reasons, which the panel shows.
+    const error = run.status === 'awaiting-approval' && d.comparison ? null : run.error;
+    errorBox.hidden = !error;
+    fill(errorBox, error ? h('strong', {}, 'Problem: ') : '', error ?? '');
+    fill(waitingBox, waitingNote(run));
+    approval.update(d);
     controls?.update(run.status);
     renderCards(cards, d);
     fill(
@@ -647,23 +965,7 @@ function renderRunPage(session, main, runId) {
     fill(byId('timeline'), timelineChart(d));
     previousGrid = renderGrid(byId('chunks'), d.chunks, previousGrid);
     fill(byId('sources'), sourcesTable(d.sources, run));
-    fill(
-      byId('rejected'),
-      table(
-        'Rejected rows per reason',
-        [
-          ['Reason', (r) => r.reason],
-          ['Rows', (r) => num(r.count), 'num'],
-          [
-            'Sample keys',
-            (r) => h('span', { class: 'mono small' }, r.sample.slice(0, 3).join(', ')),
-            'sample',
-          ],
-        ],
-        d.rejected,
-        'No row rejected so far.',
-      ),
-    );
+    fill(byId('rejected'), leftOutTables(d));
     fill(
       byId('cleaning'),
       h(
@@ -688,6 +990,236 @@ function renderRunPage(session, main, runId) {
     fill(byId('audit'), auditTable(d.audit));
     return run.active ? fastPollMs : slowPollMs;
   });
+}
+
+/**
+ * Rows that were not indexed: rejected by the clean step and skipped by the copy step, per
+ * reason, summed over the chunks so far (the report stores the same sums at the end).
+ * @param {RunDetails} d
+ */
+function leftOutTables(d) {
+  /** @param {ReasonCount[]} rows */
+  const total = (rows) => rows.reduce((n, r) => n + r.count, 0);
+  return [
+    h('h3', {}, `Rejected by the clean step: ${num(total(d.rejected))}`),
+    table(
+      'Rejected rows per reason',
+      [
+        ['Reason', (r) => r.reason],
+        ['Rows', (r) => num(r.count), 'num'],
+        [
+          'Sample keys',
+          (r) => h('span', { class: 'mono small' }, r.sample.slice(0, 3).join(', ')),
+          'sample',
+        ],
+      ],
+      d.rejected,
+      'No row rejected so far.',
+    ),
+    h('h3', {}, `Skipped by the copy step: ${num(total(d.skipped))}`),
+    table(
+      'Skipped upstream rows per reason',
+      [
+        ['Reason', (r) => r.reason],
+        ['Rows', (r) => num(r.count), 'num'],
+      ],
+      d.skipped,
+      'No row skipped so far.',
+    ),
+  ];
+}
+
+/**
+ * A shadow build's comparison with the live data and, while the run is held for approval, the
+ * Approve and Discard buttons (operator only, each after a confirmation). Hidden for runs
+ * without a comparison.
+ * @param {string} runId
+ * @param {boolean} canOperate
+ */
+function approvalPanel(runId, canOperate) {
+  const title = h('h2', { id: 'approval-title' });
+  const summary = h('div', { class: 'approval-summary' });
+  const body = h('div', { id: 'approval' });
+  /** @type {Record<string, { label: string, confirm: string, cls: string }>} */
+  const actions = {
+    approve: {
+      label: 'Approve and promote',
+      confirm:
+        'Approve this shadow build? It is promoted: the live table and aliases switch to it.',
+      cls: 'primary',
+    },
+    discard: {
+      label: 'Discard build',
+      confirm:
+        'Discard this shadow build? Its table and indices are removed and the run is cancelled; the live data stays as it is.',
+      cls: 'danger',
+    },
+  };
+  /** @type {HTMLButtonElement[]} */
+  const buttons = [];
+  const buttonsEl = h('div', {
+    class: 'controls approval-actions',
+    role: 'group',
+    'aria-label': 'Approval',
+  });
+  if (canOperate) {
+    for (const [action, spec] of Object.entries(actions)) {
+      const button = /** @type {HTMLButtonElement} */ (
+        h(
+          'button',
+          {
+            type: 'button',
+            class: spec.cls,
+            'data-action': action,
+            onclick: async () => {
+              if (!window.confirm(spec.confirm)) return;
+              for (const b of buttons) b.disabled = true;
+              try {
+                await api(`/runs/${encodeURIComponent(runId)}/${action}`, { method: 'POST' });
+                flash(null);
+              } catch (err) {
+                flash(`${spec.label} failed: ${/** @type {Error} */ (err).message}`);
+                for (const b of buttons) b.disabled = false;
+              }
+              if (poller) poll(poller);
+            },
+          },
+          spec.label,
+        )
+      );
+      buttons.push(button);
+      buttonsEl.append(button);
+    }
+  }
+  const el = h(
+    'section',
+    { class: 'panel approval', 'aria-labelledby': 'approval-title', hidden: true },
+    h('div', { class: 'approval-head' }, title, buttonsEl),
+    summary,
+    body,
+  );
+  let shown = '';
+  /** @param {RunDetails} d */
+  function update(d) {
+    const c = d.comparison;
+    const held = d.run.status === 'awaiting-approval';
+    el.hidden = c === null && !held;
+    el.classList.toggle('held', held);
+    buttonsEl.hidden = !held || !canOperate;
+    for (const b of buttons) b.disabled = !held;
+    const key = `${d.run.status}|${JSON.stringify(c)}`;
+    if (key === shown) return;
+    shown = key;
+    fill(title, held ? 'Awaiting approval' : 'Shadow comparison');
+    fill(
+      summary,
+      held
+        ? h(
+            'p',
+            { 'data-testid': 'approval-state' },
+            h('strong', {}, 'This shadow build is held: '),
+            'it differs from the live data beyond the thresholds. The live table and aliases are ',
+            'unchanged until ',
+            canOperate
+              ? 'you approve it (promote) or discard it.'
+              : 'an operator approves or discards it.',
+          )
+        : h(
+            'p',
+            { class: 'muted', 'data-testid': 'approval-state' },
+            c?.withinThresholds
+              ? 'Within the thresholds: promotion went on by itself.'
+              : 'Beyond the thresholds: it was held for approval (see the audit log for the decision).',
+          ),
+    );
+    fill(body, c ? comparisonView(c) : h('p', { class: 'muted' }, 'No comparison recorded.'));
+  }
+  return { el, update };
+}
+
+/**
+ * The comparison report: why it is held, rows per source live vs shadow, sampled documents
+ * diffed field by field, and fields whose share of missing values shifted.
+ * @param {Comparison} c
+ */
+function comparisonView(c) {
+  const sources = Object.entries(c.sources)
+    .map(([source, x]) => ({ source, ...x }))
+    .sort((a, b) => Math.abs(b.shadow - b.live) - Math.abs(a.shadow - a.live) || b.live - a.live);
+  /** @param {number} change */
+  const changeCls = (change) => (change > 0 ? 'up' : change < 0 ? 'down' : '');
+  const diffRows = c.diffs.flatMap((doc) =>
+    Object.entries(doc.fields).map(([field, v], i) => ({ id: i === 0 ? doc.id : '', field, ...v })),
+  );
+  return [
+    ...(c.reasons.length
+      ? [
+          h('h3', {}, 'Why it is held'),
+          h(
+            'ul',
+            { class: 'reasons', 'data-testid': 'approval-reasons' },
+            c.reasons.map((r) => h('li', {}, r)),
+          ),
+        ]
+      : []),
+    h('h3', {}, 'Rows per source, live vs shadow'),
+    table(
+      'Rows per source, live and shadow build',
+      [
+        ['Source', (x) => (x.source === '' ? h('strong', {}, 'total') : x.source)],
+        ['Live', (x) => num(x.live), 'num'],
+        ['Shadow', (x) => num(x.shadow), 'num'],
+        [
+          'Change',
+          (x) =>
+            h(
+              'span',
+              { class: changeCls(x.change) },
+              `${x.shadow - x.live > 0 ? '+' : ''}${num(x.shadow - x.live)} (${signedPercent(x.change)})`,
+            ),
+          'num',
+        ],
+      ],
+      [{ source: '', ...c.totals }, ...sources],
+    ),
+    h(
+      'h3',
+      {},
+      `Sampled documents: ${num(c.diffs.length)} of ${num(c.sampled)} differ (${percent(c.diffRate)})`,
+    ),
+    table(
+      'Sampled documents that differ, field by field',
+      [
+        ['Document', (x) => h('span', { class: 'mono' }, x.id)],
+        ['Field', (x) => h('strong', {}, x.field)],
+        ['Live', (x) => jsonCell(x.live), 'diff-value'],
+        ['Shadow', (x) => jsonCell(x.shadow), 'diff-value'],
+      ],
+      diffRows,
+      c.sampled ? 'Every sampled document is the same in both builds.' : 'No document sampled.',
+    ),
+    h('h3', {}, 'Fields whose share of missing values shifted'),
+    table(
+      'Fields whose share of missing values shifted',
+      [
+        ['Field', (x) => h('strong', {}, x.field)],
+        ['Missing live', (x) => percent(x.liveNullRate), 'num'],
+        ['Missing shadow', (x) => percent(x.shadowNullRate), 'num'],
+        [
+          'Shift',
+          (x) =>
+            h(
+              'span',
+              { class: changeCls(x.shadowNullRate - x.liveNullRate) },
+              signedPercent(x.shadowNullRate - x.liveNullRate),
+            ),
+          'num',
+        ],
+      ],
+      c.shiftedFields,
+      'None beyond the threshold.',
+    ),
+  ];
 }
 
 /**
