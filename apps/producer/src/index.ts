@@ -1,5 +1,11 @@
 export { openProducer, type Producer } from './producer.js';
-export { startRefresh, retryRun, failedJobsOfRun, parseProfile, type RefreshRequest } from './refresh.js';
+export {
+  startRefresh,
+  retryRun,
+  failedJobsOfRun,
+  parseProfile,
+  type RefreshRequest,
+} from './refresh.js';
 export {
   pauseRun,
   resumeRun,
