@@ -1,16 +1,10 @@
-// The dashboard's pure parts, without any service: token checks, the autoscaling signal,
+// The dashboard's pure parts, without any service: token checks,
 // throughput and ETA, per-source counts, the shadow comparison and start-request validation. (Kept beside the other
 // dashboard tests; it needs no Redis, PostgreSQL or Elasticsearch.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '@freshet/core';
-import {
-  computePace,
-  queueDepth,
-  roleFromAuthorization,
-  roleTokens,
-  safeEqual,
-} from '@freshet/dashboard';
+import { computePace, roleFromAuthorization, roleTokens, safeEqual } from '@freshet/dashboard';
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
 import { comparisonOf, sourceCounts } from '../../apps/dashboard/src/run-view.js';
 
@@ -64,21 +58,6 @@ describe('dashboard logic', { timeout: 10_000 }, () => {
     assert.equal(safeEqual('abc', 'abc'), true);
     assert.equal(safeEqual('abc', 'abcd'), false);
     assert.equal(safeEqual('', 'x'), false);
-  });
-
-  it('reports queue depth as waiting + prioritized + active, 0 when paused', () => {
-    const counts = {
-      waiting: 3,
-      prioritized: 40,
-      active: 2,
-      delayed: 7,
-      failed: 1,
-      completed: 100,
-      'waiting-children': 9,
-      paused: 0,
-    };
-    assert.equal(queueDepth({ queue: 'q', paused: false, counts }), 45);
-    assert.equal(queueDepth({ queue: 'q', paused: true, counts }), 0);
   });
 
   it('derives rows/s and ETA from recent chunk progress while active', () => {

@@ -180,6 +180,7 @@ export async function startDashboard(
     });
     const metrics = createMetrics({
       queues: producer.queues.all(),
+      redis: producer.queues.redis,
       db: producer.api,
       prefix: producer.queues.prefix,
       logger: log,

@@ -11,7 +11,7 @@ export {
   type Role,
   type RoleTokens,
 } from './auth.js';
-export { queueDepth, queueStates, snapshotQueues, type QueueSnapshot } from './metrics.js';
+export { queueStates, snapshotQueues, type QueueSnapshot } from './metrics.js';
 export { computePace, type Pace, type PaceInput } from './throughput.js';
 export { RunView, comparisonOf, type RunDetails, type RunSummary } from './run-view.js';
 export { Schedules, type LastSlot, type ScheduleView, type SchedulesView } from './schedules.js';

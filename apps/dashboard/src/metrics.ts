@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { Logger, Pool } from '@freshet/core';
+import type { Redis } from 'ioredis';
+import { QUEUE_DEPTH_METRIC, queueDepthOf, type Logger, type Pool } from '@freshet/core';
 
 /** The job states reported per queue, as BullMQ names them. */
 export const queueStates = [
@@ -23,16 +24,6 @@ export interface QueueSnapshot {
   readonly queue: string;
   readonly paused: boolean;
   readonly counts: Readonly<Record<QueueState, number>>;
-}
-
-/**
- * The autoscaling signal: jobs a worker has or could take now (waiting + prioritized + active),
- * and 0 while the queue is paused, since more workers cannot help a paused queue. A list-length
- * scaler on the wait list alone misses prioritized (all chunk jobs) and active jobs.
- */
-export function queueDepth(s: QueueSnapshot): number {
-  if (s.paused) return 0;
-  return s.counts.waiting + s.counts.prioritized + s.counts.active;
 }
 
 /** Reads the counts of each queue (one round trip per queue). */
@@ -128,6 +119,8 @@ export interface DashboardMetrics {
  */
 export function createMetrics(deps: {
   queues: readonly Queue[];
+  /** The queues' Redis connection, to count due delayed jobs in the autoscaling signal. */
+  redis: Redis;
   db: Pool;
   prefix: string;
   logger: Logger;
@@ -158,14 +151,19 @@ export function createMetrics(deps: {
     },
   });
   new Gauge({
-    name: 'freshet_queue_depth',
-    help: 'Autoscaling signal: waiting + prioritized + active jobs, 0 while the queue is paused',
+    name: QUEUE_DEPTH_METRIC,
+    help: 'Autoscaling signal: waiting + prioritized + active + due delayed jobs, 0 while the queue is paused',
     labelNames: ['queue'],
     registers: [registry],
     async collect() {
       this.reset();
-      const snaps = await safely('redis', queueSnapshot);
-      for (const s of snaps ?? []) this.set({ queue: s.queue }, queueDepth(s));
+      // The same number the local supervisor scales on (core's queueDepthOf).
+      const depths = await safely('redis', () =>
+        Promise.all(
+          deps.queues.map(async (q) => [q.name, await queueDepthOf(q, deps.redis)] as const),
+        ),
+      );
+      for (const [queue, depth] of depths ?? []) this.set({ queue }, depth);
     },
   });
   new Gauge({
