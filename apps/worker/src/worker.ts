@@ -39,15 +39,23 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     log.info({ runId, jobs: n }, 'run cancelled: running jobs aborted');
   });
 
+  // A killed worker's jobs are taken over once their lock expires and a stalled check sees it.
+  const stalls = {
+    lockDuration: config.WORKER_LOCK_DURATION_MS,
+    stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+  };
   const stageWorker = new Worker(STAGE_QUEUE, createStageProcessor(ctx, flow, active), {
     connection,
     prefix,
     concurrency: config.STAGE_CONCURRENCY,
+    ...stalls,
   });
   const chunkWorker = new Worker(CHUNK_QUEUE, createChunkProcessor(ctx, active), {
     connection,
     prefix,
     concurrency: config.WORKER_CONCURRENCY,
+    ...stalls,
   });
   for (const w of [stageWorker, chunkWorker]) {
     w.on('error', (err) => log.error({ err, queue: w.name }, 'worker error'));

@@ -79,6 +79,9 @@ const schema = z.object({
   CHUNK_DEADLINE_MS: positiveInt.default(30 * 60_000),
   STAGE_DEADLINE_MS: positiveInt.default(4 * 3600_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),
+  WORKER_LOCK_DURATION_MS: positiveInt.default(30_000),
+  WORKER_STALLED_INTERVAL_MS: positiveInt.default(30_000),
+  WORKER_MAX_STALLED_COUNT: nonNegativeInt.default(1),
   DASHBOARD_PORT: z.coerce
     .number({ message: 'must be a TCP port (1-65535)' })
     .int({ message: 'must be a TCP port (1-65535)' })

@@ -14,9 +14,6 @@ import {
 /** This worker process, as recorded with each attempt. */
 export const workerName = `${hostname()}:${process.pid}`;
 
-/** BullMQ's default lock duration, renewed when an attempt checks it still owns its job. */
-const LOCK_MS = 30_000;
-
 /** How long a job of a paused run is parked; resume promotes it at once. */
 export const PARK_MS = 3600_000;
 
@@ -133,7 +130,9 @@ export async function tracked<T>(
   bullSignal?.addEventListener('abort', onBullAbort, { once: true });
   active.add(jobId, runId, controller);
   const scope = new JobScope(tag, controller.signal, async () =>
-    token === undefined ? true : (await job.extendLock(token, LOCK_MS)) === 1,
+    token === undefined
+      ? true
+      : (await job.extendLock(token, ctx.config.WORKER_LOCK_DURATION_MS)) === 1,
   );
 
   const log = ctx.logger.child({ runId, jobId, step: options.step, chunk: options.chunk });
