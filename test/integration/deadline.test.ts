@@ -6,7 +6,7 @@ import { startWorker, type WorkerApp } from '@freshet/worker';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { createSlowView, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { watchBackends, type BackendWatch } from '../helpers/backends.js';
+import { waitUntil, watchBackends, type BackendWatch } from '../helpers/backends.js';
 
 const DEADLINE_MS = 1500;
 
@@ -55,6 +55,12 @@ describe('a step past its deadline', { timeout: 120_000 }, () => {
       { media: 'slowclip' },
     );
     await exhausted;
+    // The last attempt's backend was confirmed gone before the job failed; let the watcher see it.
+    await waitUntil(
+      () => watch.backends().every((b) => b.goneBy.getTime() < 8e15),
+      'the watcher saw every sleeping backend gone',
+      10_000,
+    );
     await watch.stop();
     const { rows } = await t.dbs.api.query<{
       attempt: number;
