@@ -9,7 +9,10 @@ import type { JobContext } from './context.js';
 export interface CleanResult {
   /** Rows left in the range after cleaning. */
   readonly rows: number;
-  /** Rows changed, by rule (a row changed by two rules counts under both). */
+  /**
+   * Rows changed, by rule (a row changed by two rules counts under both). This and the counts
+   * below are the chunk's totals since its copy, over every attempt that committed.
+   */
   readonly changed: Record<string, number>;
   /** Rows removed from the range, by reason, with a few of their keys. */
   readonly rejected: Record<string, { count: number; sample: string[] }>;
@@ -159,6 +162,24 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
         tagsDropped[reason] = Number(n);
     }
 
+    // The first attempt that commits deletes the rejected rows; a retry (its worker died after
+    // the commit) finds none. So the counts are kept with the chunk, in this transaction, and
+    // each attempt adds to them (the copy resets them when it replaces the range).
+    const { rows: stored } = await client.query<{ clean: Partial<StoredClean> | null }>(
+      `SELECT result -> 'clean' AS clean FROM freshet.chunks WHERE run_id = $1 AND chunk = $2 FOR UPDATE`,
+      [data.runId, data.chunk],
+    );
+    const before = stored[0]?.clean ?? {};
+    for (const [k, n] of Object.entries(before.changed ?? {})) add(k, n);
+    for (const [k, r] of Object.entries(before.rejected ?? {})) reject(k, r);
+    for (const [k, n] of Object.entries(before.tagsDropped ?? {}))
+      tagsDropped[k] = (tagsDropped[k] ?? 0) + n;
+    await client.query(
+      `UPDATE freshet.chunks SET result = result || jsonb_build_object('clean', $3::jsonb)
+        WHERE run_id = $1 AND chunk = $2`,
+      [data.runId, data.chunk, JSON.stringify({ changed, rejected, tagsDropped })],
+    );
+
     const { rows: left } = await client.query<{ n: number }>(
       `SELECT count(*)::bigint AS n FROM ${table} AS t WHERE ${inRange}`,
     );
@@ -166,3 +187,5 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
   });
   return { rows, changed, rejected, tagsDropped, ms: Date.now() - started };
 }
+
+type StoredClean = Pick<CleanResult, 'changed' | 'rejected' | 'tagsDropped'>;

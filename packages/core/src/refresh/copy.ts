@@ -48,6 +48,11 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
       `${data.runId}.c${data.chunk}`,
     ]);
     await target.query(`DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange}`);
+    // The range starts afresh: so do the clean's counts for it (see cleanChunk).
+    await target.query(
+      `UPDATE freshet.chunks SET result = result - 'clean' WHERE run_id = $1 AND chunk = $2`,
+      [data.runId, data.chunk],
+    );
     const ingest = target.query(
       copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN (FORMAT binary)`),
     );
