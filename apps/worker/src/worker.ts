@@ -12,7 +12,7 @@ import {
 import { createRefreshContext } from './context.js';
 import { createChunkProcessor } from './processors/chunk.js';
 import { createStageProcessor } from './processors/stage.js';
-import { ActiveJobs } from './processors/track.js';
+import { ActiveJobs, blockStalledOut } from './processors/track.js';
 
 export interface WorkerApp {
   close(): Promise<void>;
@@ -59,6 +59,11 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   });
   for (const w of [stageWorker, chunkWorker]) {
     w.on('error', (err) => log.error({ err, queue: w.name }, 'worker error'));
+    w.on('failed', (job, err) => {
+      blockStalledOut(ctx, job, err).catch((e: unknown) =>
+        log.error({ err: e, jobId: job?.id }, 'could not block the run of a stalled-out job'),
+      );
+    });
   }
   await Promise.all([stageWorker.waitUntilReady(), chunkWorker.waitUntilReady()]);
   if (config.MAX_ACTIVE_CHUNKS) {

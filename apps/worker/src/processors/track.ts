@@ -5,10 +5,13 @@ import {
   JobScope,
   jobTag,
   RunCancelledError,
+  StageJob,
   stopTaggedBackends,
+  type ChunkJobData,
   type JobContext,
   type RefreshContext,
   type RunJobData,
+  type StageName,
 } from '@freshet/core';
 
 /** This worker process, as recorded with each attempt. */
@@ -16,6 +19,41 @@ export const workerName = `${hostname()}:${process.pid}`;
 
 /** How long a job of a paused run is parked; resume promotes it at once. */
 export const PARK_MS = 3600_000;
+
+/** BullMQ's reason when it fails a job without running it: its workers kept dying. */
+export const STALLED_OUT = 'job stalled more than allowable limit';
+
+/**
+ * A job BullMQ fails without running it (it stalled more than WORKER_MAX_STALLED_COUNT times:
+ * its workers kept dying) never reaches its processor, so nothing else records the failure. The
+ * run is blocked as after any final failure, never left "running"; retrying the job resumes it.
+ */
+export async function blockStalledOut(
+  ctx: RefreshContext,
+  job: Job<RunJobData> | undefined,
+  err: Error,
+): Promise<void> {
+  if (!job || err.message !== STALLED_OUT) return;
+  const { runId } = job.data;
+  const run = await ctx.store.getRun(runId);
+  if (['succeeded', 'failed', 'cancelled'].includes(run.status)) return;
+  const reason = `${STALLED_OUT} (its worker died ${job.stalledCounter} times)`;
+  const chunk = (job.data as Partial<ChunkJobData>).chunk;
+  if (typeof chunk === 'number') {
+    const step = job.name as 'copy' | 'clean' | 'index';
+    await ctx.store.setChunkStep(runId, chunk, step, 'failed', { error: reason });
+    await ctx.store.setStatus(runId, 'blocked', `chunk ${chunk} ${step} failed: ${reason}`);
+  } else {
+    if (job.name !== StageJob.index) {
+      await ctx.store.finishStage(runId, job.name as StageName, 'failed', null, reason);
+    }
+    await ctx.store.setStatus(runId, 'blocked', `${job.name} failed: ${reason}`);
+  }
+  await ctx.store.log(runId, job.id ?? null, 'error', 'job failed without running: stalled out', {
+    error: reason,
+  });
+  void ctx.notifier?.notifyRunStatus(runId);
+}
 
 /** True when this attempt is the job's last: afterwards the run is blocked, not retried. */
 export function isFinalAttempt(job: Job, err: unknown): boolean {
