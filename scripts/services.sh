@@ -10,7 +10,10 @@ ES_PORT="${FRESHET_ES_PORT:-9200}"
 ES_HEAP="${FRESHET_ES_HEAP:-1g}"
 CACHE_DIR="${FRESHET_CACHE_DIR:-$HOME/.cache/freshet}"
 ES_HOME="$CACHE_DIR/elasticsearch-$ES_VERSION"
-ES_DATA="$CACHE_DIR/es-data-$ES_VERSION"
+# A second node (fault tests) gets its own data and config dirs, and may add settings (YAML lines).
+ES_DATA="${FRESHET_ES_DATA:-$CACHE_DIR/es-data-$ES_VERSION}"
+ES_CONF="${FRESHET_ES_CONF:-$ES_HOME/config}"
+ES_EXTRA_SETTINGS="${FRESHET_ES_SETTINGS:-}"
 ES_USER="${FRESHET_ES_USER:-freshet-es}"
 REDIS_PORT="${FRESHET_REDIS_PORT:-6379}"
 PG_HOST="${FRESHET_PG_HOST:-127.0.0.1}"
@@ -124,7 +127,10 @@ ensure_es() {
       || die "could not create the system user $ES_USER for Elasticsearch (run as root, or set FRESHET_ES_USER)"
   fi
   mkdir -p "$ES_DATA/data" "$ES_DATA/logs"
-  cat >"$ES_HOME/config/elasticsearch.yml" <<YML
+  if [ "$ES_CONF" != "$ES_HOME/config" ] && [ ! -f "$ES_CONF/jvm.options" ]; then
+    mkdir -p "$ES_CONF" && cp -r "$ES_HOME/config/." "$ES_CONF/"
+  fi
+  cat >"$ES_CONF/elasticsearch.yml" <<YML
 cluster.name: freshet
 node.name: freshet-node
 path.data: $ES_DATA/data
@@ -140,11 +146,12 @@ cluster.routing.allocation.disk.watermark.low: 1b
 cluster.routing.allocation.disk.watermark.high: 1b
 cluster.routing.allocation.disk.watermark.flood_stage: 1b
 cluster.routing.allocation.disk.threshold_enabled: false
+$ES_EXTRA_SETTINGS
 YML
-  chown -R "$ES_USER" "$ES_HOME" "$ES_DATA"
+  chown -R "$ES_USER" "$ES_HOME" "$ES_DATA" "$ES_CONF"
   # The home dir chain must be traversable by the ES user.
   chmod o+x "$HOME" "$HOME/.cache" "$CACHE_DIR" 2>/dev/null || true
-  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$java" ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP" \
+  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$java" ES_PATH_CONF="$ES_CONF" ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP" \
     "$ES_HOME/bin/elasticsearch" -d -p "$ES_DATA/es.pid" >"$ES_DATA/logs/start.out" 2>&1 \
     || die "Elasticsearch failed to start (see $ES_DATA/logs/start.out and $ES_DATA/logs/freshet.log)"
   say "starting elasticsearch $ES_VERSION (heap $ES_HEAP, java $java, user $ES_USER)"
