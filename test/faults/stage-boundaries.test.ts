@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import {
+  accounting,
+  chunkDisagreements,
+  exactnessProblems,
+  indexChecksum,
+  openCheckpoints,
+  seedFaultTable,
+  tableChecksum,
+  waitForRunStatus,
+  writeFaultMedia,
+  faultDefinition,
+  type Accounting,
+  type Checkpoints,
+} from '../helpers/faults.js';
+import { spawnCli, type CliProcess } from '../helpers/processes.js';
+
+interface Build {
+  runId: string;
+  acc: Accounting;
+  table: string;
+  docs: string;
+  filtered: string;
+}
+
+interface KillPoint {
+  readonly name: string;
+  readonly event: 'INSERT' | 'UPDATE';
+  /** Condition over NEW (a freshet.attempts row). */
+  readonly when: string;
+}
+
+/** Every boundary of a refresh, in the order one worker meets them. */
+function killPoints(runId: string): KillPoint[] {
+  const started = (job: string, name: string): KillPoint => ({
+    name: `${name} started, nothing done`,
+    event: 'INSERT',
+    when: `NEW.job_id = '${runId}.${job}'`,
+  });
+  const done = (job: string, name: string, extra = ''): KillPoint => ({
+    name: `${name} done, not acknowledged`,
+    event: 'UPDATE',
+    when: `NEW.job_id = '${runId}.${job}' AND NEW.status = 'done'${extra}`,
+  });
+  return [
+    started('preflight', 'preflight'),
+    done('preflight', 'preflight'),
+    started('index', 'fan-out'),
+    done('index', 'fan-out adding the chunk chains', ` AND NEW.result ? 'waitingChildren'`),
+    started('c0.copy', 'chunk 0 copy'),
+    done('c0.copy', 'chunk 0 copy'),
+    started('c0.clean', 'chunk 0 clean'),
+    done('c0.clean', 'chunk 0 clean'),
+    started('c0.index', 'chunk 0 index'),
+    done('c0.index', 'chunk 0 index'),
+    done('index', 'fan-out after every chunk', ` AND NOT NEW.result ? 'waitingChildren'`),
+    started('finalize', 'finalize'),
+    done('finalize', 'finalize'),
+    started('promote', 'promote'),
+    done('promote', 'promote'),
+    started('report', 'report'),
+    done('report', 'report'),
+  ];
+}
+
+/**
+ * A refresh whose only worker is killed (SIGKILL) at every boundary of the run in turn: each stage
+ * and chunk step just after it started (nothing done yet), and just after its work committed but
+ * before BullMQ heard of it. A new worker takes over each time (BullMQ stall detection). The run
+ * must end exactly as an undisturbed run of the same data: same table, same documents, same
+ * counts, aliases on the new build. A job whose worker dies twice more than allowed blocks the
+ * run (never "running" forever), and a retry finishes it.
+ */
+describe('a run killed at every stage boundary in turn', { timeout: 300_000 }, () => {
+  let t: TestEnv;
+  let cp: Checkpoints;
+  let worker: CliProcess | undefined;
+  let undisturbed: Build;
+  let killed: Build;
+  let reached: string[] = [];
+  let stalledOut: { status: string; error: string | null };
+  let retried: Build;
+  const deps = () => ({ config: t.config, api: t.dbs.api, media: t.media, queues: t.queues });
+
+  async function build(runId: string): Promise<Build> {
+    const acc = await accounting(t, runId);
+    return {
+      runId,
+      acc,
+      table: await tableChecksum(t.dbs.api, 'clip', 'id'),
+      docs: await indexChecksum(t.es, acc.names.index),
+      filtered: await indexChecksum(t.es, acc.names.filteredIndex),
+    };
+  }
+
+  /** Runs `points` in order: at each, the worker is killed and a new one started. */
+  async function killAt(points: KillPoint[], env: NodeJS.ProcessEnv): Promise<string[]> {
+    const seen: string[] = [];
+    const first = points[0];
+    if (!first) return seen;
+    await cp.arm('freshet.attempts', first.event, first.when);
+    worker = spawnCli(['worker'], env);
+    for (const [i, point] of points.entries()) {
+      const pid = await cp.reached(60_000);
+      await worker.stop('SIGKILL');
+      await cp.abort(pid);
+      seen.push(point.name);
+      const next = points[i + 1];
+      if (next) await cp.arm('freshet.attempts', next.event, next.when);
+      worker = spawnCli(['worker'], env);
+    }
+    return seen;
+  }
+
+  before(async () => {
+    t = await createTestEnv({
+      FRESHET_MEDIA_FILE: writeFaultMedia({ clip: faultDefinition('clip') }),
+      WORKER_CONCURRENCY: '1',
+      STAGE_CONCURRENCY: '1',
+      WORKER_LOCK_DURATION_MS: '1500',
+      WORKER_STALLED_INTERVAL_MS: '500',
+      LOG_LEVEL: 'info',
+    });
+    // 3 chunks; chunk 0 holds rows the clean rejects (no license, URLs that are not URLs).
+    await seedFaultTable(t.dbs.catalog, 'clip', 300);
+    cp = await openCheckpoints(t.config.API_DATABASE_URL);
+
+    worker = spawnCli(['worker'], t.env);
+    const a = await startRefresh(deps(), { media: 'clip' });
+    assert.equal((await waitForRunStatus(t.store, a)).status, 'succeeded');
+    undisturbed = await build(a);
+    await worker.stop();
+
+    // Each job is killed up to twice here: allow it (the default of 1 is tested below).
+    const b = await startRefresh(deps(), { media: 'clip' });
+    reached = await killAt(killPoints(b), { ...t.env, WORKER_MAX_STALLED_COUNT: '5' });
+    const end = await waitForRunStatus(t.store, b);
+    assert.equal(end.status, 'succeeded', end.error ?? '');
+    killed = await build(b);
+    await worker?.stop();
+
+    // Default WORKER_MAX_STALLED_COUNT (1): chunk 0's copy loses its worker twice.
+    const c = await startRefresh(deps(), { media: 'clip' });
+    const copy = killPoints(c).find((p) => p.name.startsWith('chunk 0 copy started')) as KillPoint;
+    await killAt([copy, copy], t.env);
+    try {
+      const blocked = await waitForRunStatus(
+        t.store,
+        c,
+        ['blocked', 'failed', 'succeeded'],
+        30_000,
+      );
+      stalledOut = { status: blocked.status, error: blocked.error };
+    } catch (err) {
+      const run = await t.store.getRun(c);
+      stalledOut = { status: run.status, error: `${run.error ?? ''} (${(err as Error).message})` };
+    }
+    await retryRun({ api: t.dbs.api, queues: t.queues }, c);
+    const end2 = await waitForRunStatus(t.store, c);
+    assert.equal(end2.status, 'succeeded', end2.error ?? '');
+    retried = await build(c);
+  });
+
+  after(async () => {
+    await worker?.stop('SIGKILL');
+    await cp?.close();
+    await t?.close();
+  });
+
+  it('the undisturbed run is exact', () => {
+    assert.deepEqual(exactnessProblems(undisturbed.acc), []);
+    assert.ok(Object.keys(undisturbed.acc.rejected).length >= 2, 'the data has rejected rows');
+  });
+
+  it('reaches every boundary and kills the worker there', () => {
+    assert.deepEqual(
+      reached,
+      killPoints(killed.runId).map((p) => p.name),
+    );
+  });
+
+  it('ends exact, with the same counts (skipped and rejected by reason) as the undisturbed run', () => {
+    assert.deepEqual(exactnessProblems(killed.acc), []);
+    assert.deepEqual(killed.acc.rejected, undisturbed.acc.rejected);
+    assert.deepEqual(killed.acc.skipped, undisturbed.acc.skipped);
+    assert.equal(killed.acc.tableRows, undisturbed.acc.tableRows);
+  });
+
+  it('ends with the same table and the same documents, both aliases on the new build', () => {
+    assert.equal(killed.table, undisturbed.table, 'table checksum');
+    assert.equal(killed.docs, undisturbed.docs, 'documents checksum');
+    assert.equal(killed.filtered, undisturbed.filtered, 'filtered documents checksum');
+    assert.deepEqual(killed.acc.aliasHolders, [killed.acc.names.index]);
+    assert.deepEqual(killed.acc.filteredAliasHolders, [killed.acc.names.filteredIndex]);
+  });
+
+  it('no chunk step ran twice to a different result', async () => {
+    assert.deepEqual(await chunkDisagreements(t, killed.runId), []);
+  });
+
+  it('a job whose worker died twice blocks the run (not left "running"); retry finishes it exactly', async () => {
+    assert.equal(stalledOut.status, 'blocked', stalledOut.error ?? '');
+    assert.match(stalledOut.error ?? '', /chunk 0 copy.*stalled/);
+    assert.deepEqual(exactnessProblems(retried.acc), []);
+    assert.equal(retried.table, undisturbed.table);
+    assert.equal(retried.docs, undisturbed.docs);
+    assert.deepEqual(retried.acc.rejected, undisturbed.acc.rejected);
+    assert.deepEqual(await chunkDisagreements(t, retried.runId), []);
+  });
+});
