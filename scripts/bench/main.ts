@@ -1,0 +1,358 @@
+// `npm run bench`: Freshet against its ceilings and peers, in one run on the same rows.
+// A benchmark, not a test: it prints a table (and JSON with --json) and cleans up after itself.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { refreshNames, repoRoot, seedSynthetic } from '@freshet/core';
+import { baseline } from './baseline.js';
+import { binaryCopy, fdwCopy } from './copy-ceiling.js';
+import { buildBulkBodies, esCeiling } from './es-ceiling.js';
+import { freshetRun, type FreshetRun } from './freshet-run.js';
+import { cpuDelta, cpuSnapshot, loadAverage, type CpuSeconds } from './measure.js';
+import { bullmqFloor } from './orchestration.js';
+import { planScale } from './plan-scale.js';
+import { profileStatements } from './statements.js';
+import { profileSteps } from './steps.js';
+import { evaluate, formatReport, type BenchResult } from './report.js';
+import { createWorld, type World } from './world.js';
+
+const parts = [
+  'copy',
+  'fdw',
+  'freshet',
+  'prototype',
+  'steps',
+  'es',
+  'baseline',
+  'orchestration',
+  'plan',
+  'memory',
+] as const;
+type Part = (typeof parts)[number];
+
+const usage = `usage: npm run bench -- [options]
+  --rows N           synthetic catalog rows (default 200000)
+  --chunk-size N     Freshet rows per chunk (default rows/20, between 1000 and 100000)
+  --workers LIST     Freshet worker processes to try (default 1,2,4)
+  --es-concurrency LIST  parallel bulk requests for the ES ceiling (default 1,2,4)
+  --noop-chunks N    chunks of the orchestration run (default 10000)
+  --plan-rows N      rows of the plan built in Redis (default 712000000)
+  --memory           also refresh 100k and 1M rows with one worker and compare peak RSS
+  --only LIST        run only these parts (default all but memory): ${parts.join(',')}
+  --cpu-prof         write CPU profiles of the worker processes to bench-results/prof/
+  --seed S           synthetic data seed (default 1)
+  --json PATH        write every figure as JSON to PATH`;
+
+function list(value: string | undefined, fallback: number[]): number[] {
+  if (value === undefined) return fallback;
+  const items = value.split(',').map((v) => Number(v.trim()));
+  if (items.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+    throw new Error(
+      `expected a comma-separated list of positive integers, got ${JSON.stringify(value)}`,
+    );
+  }
+  return items;
+}
+
+function positive(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value.replaceAll('_', ''));
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string' },
+    'chunk-size': { type: 'string' },
+    workers: { type: 'string' },
+    'es-concurrency': { type: 'string' },
+    'noop-chunks': { type: 'string' },
+    'plan-rows': { type: 'string' },
+    memory: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+const rows = positive('rows', values.rows, 200_000);
+const chunkSizeRows = positive(
+  'chunk-size',
+  values['chunk-size'],
+  Math.min(100_000, Math.max(1000, Math.ceil(rows / 20))),
+);
+const workerCounts = list(values.workers, [1, 2, 4]);
+const esConcurrency = list(values['es-concurrency'], [1, 2, 4]);
+const noopChunks = positive('noop-chunks', values['noop-chunks'], 10_000);
+const planRows = positive('plan-rows', values['plan-rows'], 712_000_000);
+const seed = positive('seed', values.seed, 1);
+const only = new Set<Part>(
+  values.only === undefined
+    ? parts.filter((p) => p !== 'memory')
+    : values.only.split(',').map((p) => {
+        if (!(parts as readonly string[]).includes(p))
+          throw new Error(`unknown part ${p}; expected ${parts.join(',')}`);
+        return p as Part;
+      }),
+);
+if (values.memory) only.add('memory');
+const resultsDir = path.join(repoRoot, 'bench-results');
+const nodeArgs = values['cpu-prof']
+  ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'prof')}`]
+  : [];
+const runTimeoutMs = Math.max(600_000, rows * 10);
+
+const result: BenchResult = {
+  version: 1,
+  startedAt: new Date().toISOString(),
+  host: { cpus: cpus().length, loadStart: loadAverage() },
+  options: {
+    rows,
+    media: 'image',
+    seed,
+    chunkSizeRows,
+    workers: workerCounts,
+    esConcurrency,
+    noopChunks,
+    planRows,
+    only: [...only],
+  },
+  phaseLoad: {},
+  ratios: {},
+  goals: [],
+};
+
+const worlds: World[] = [];
+let closing: Promise<void> | undefined;
+function closeWorlds(): Promise<void> {
+  closing ??= (async () => {
+    for (const w of worlds.splice(0)) {
+      await w
+        .close()
+        .catch((err: unknown) => console.error(`bench: cleanup of ${w.id} failed: ${String(err)}`));
+    }
+  })();
+  return closing;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}, removing scratch databases, queues and indices...`);
+    void closeWorlds().finally(() => process.exit(130));
+  });
+}
+
+function phase(name: string): void {
+  const load = loadAverage();
+  result.phaseLoad[name] = load;
+  console.error(`bench: ${name} (load ${load.join(' ')})`);
+}
+
+async function world(label: string, overrides: Record<string, string> = {}): Promise<World> {
+  const w = await createWorld(label, overrides);
+  worlds.push(w);
+  return w;
+}
+
+/** Runs `fn` and adds the CPU seconds each component used meanwhile. */
+async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }> {
+  const before = cpuSnapshot();
+  const value = await fn();
+  return { ...value, cpu: cpuDelta(before, cpuSnapshot()) };
+}
+
+async function main(): Promise<void> {
+  const m = await world('m');
+  const dataParts: Part[] = ['copy', 'fdw', 'freshet', 'prototype', 'steps', 'es', 'baseline'];
+  if (dataParts.some((p) => only.has(p))) {
+    phase(`seed ${rows} rows`);
+    const seeded = await seedSynthetic(m.dbs.catalog, m.def, { rows, seed });
+    result.seed = { rows, removed: seeded.removed, deleted: seeded.deleted, ms: seeded.ms };
+  }
+
+  if (only.has('copy')) {
+    const runs = [];
+    for (const streams of [1, 2]) {
+      phase(`copy ceiling, ${streams} stream(s)`);
+      runs.push(await withCpu(() => binaryCopy(m, streams)));
+    }
+    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
+    result.copyCeiling = { runs, best };
+    phase(`copy into a table with a key index, ${best.streams} stream(s)`);
+    result.copyIntoIndexed = await withCpu(() => binaryCopy(m, best.streams, true));
+  }
+  if (only.has('fdw')) {
+    phase('postgres_fdw copy');
+    result.fdw = await withCpu(() => fdwCopy(m));
+  }
+
+  const needTable = only.has('es') || only.has('baseline');
+  if (only.has('freshet') || needTable) {
+    const counts = only.has('freshet') ? workerCounts : [1];
+    const runs: FreshetRun[] = [];
+    for (const workers of counts) {
+      phase(`freshet refresh, ${workers} worker(s)`);
+      runs.push(await freshetRun(m, { workers, chunkSizeRows, timeoutMs: runTimeoutMs, nodeArgs }));
+    }
+    if (only.has('freshet')) result.freshet = runs;
+  }
+
+  if (only.has('prototype')) {
+    result.prototypes = [];
+    const variants: { variant: string; env: Record<string, string> }[] = [
+      { variant: 'key-index', env: {} },
+    ];
+    for (const v of variants) {
+      phase(`prototype: ${v.variant}, 1 worker`);
+      result.prototypes.push(
+        await freshetRun(m, {
+          workers: 1,
+          chunkSizeRows,
+          timeoutMs: runTimeoutMs,
+          nodeArgs,
+          keyIndexPrototype: true,
+          ...v,
+        }),
+      );
+    }
+  }
+
+  if (only.has('steps')) {
+    result.steps = [];
+    for (const keyIndex of [false, true]) {
+      phase(
+        `Freshet's chunk steps in-process, stage by stage${keyIndex ? ', key-indexed temp table' : ''}`,
+      );
+      result.steps.push(
+        await withCpu(() =>
+          profileSteps(m, {
+            chunkSizeRows,
+            concurrency: m.config.WORKER_CONCURRENCY,
+            keyIndex,
+            upstreamRows: rows,
+          }),
+        ),
+      );
+    }
+  }
+
+  // The promoted table holds exactly the copied and cleaned rows Freshet indexed.
+  const table = refreshNames(m.def, 'production', 'x').table;
+  if (only.has('es')) {
+    phase('building bulk bodies');
+    const bodies = await buildBulkBodies(m, table, m.config.INDEX_BULK_FLUSH_BYTES);
+    const runs = [];
+    for (const concurrency of esConcurrency) {
+      phase(`ES ceiling, ${concurrency} in flight`);
+      runs.push(await withCpu(() => esCeiling(m, bodies, concurrency)));
+    }
+    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
+    result.esCeiling = {
+      bodies: {
+        count: bodies.bodies.length,
+        bytes: bodies.bytes,
+        rows: bodies.rows,
+        ops: bodies.ops,
+        buildMs: bodies.buildMs,
+      },
+      runs,
+      best,
+    };
+  }
+  if (only.has('baseline')) {
+    phase('hand-written baseline');
+    result.baseline = await withCpu(() => baseline(m, table));
+  }
+
+  if (only.has('orchestration')) {
+    phase(`BullMQ floor, ${noopChunks} no-op chunks`);
+    const floor = await withCpu(() => bullmqFloor(m.config, noopChunks));
+    phase(`Freshet, ${noopChunks} empty chunks`);
+    const noop = await world('noop');
+    await seedSynthetic(noop.dbs.catalog, noop.def, { rows: noopChunks, seed });
+    // Every row removed: each chunk copies, cleans and indexes nothing, with all the bookkeeping.
+    await noop.dbs.catalog.query(
+      `UPDATE ${noop.def.upstreamTable} SET ${noop.def.removedColumn ?? 'removed_from_source'} = true`,
+    );
+    await noop.dbs.catalog.query(`VACUUM ANALYZE ${noop.def.upstreamTable}`);
+    const run = await freshetRun(noop, {
+      workers: 1,
+      chunkSizeRows: 1,
+      timeoutMs: 1_800_000,
+      nodeArgs,
+    });
+    result.orchestration = {
+      floor,
+      freshet: {
+        label: 'Freshet (1 worker, empty chunks)',
+        chunks: run.chunks,
+        jobs: run.chunks * 3,
+        chunkSpanMs: run.chunkSpanMs,
+        chunksPerSec: (run.chunks * 1000) / run.chunkSpanMs,
+        msPerChunk: run.chunkSpanMs / run.chunks,
+        totalMs: run.endToEndMs,
+      },
+      freshetRun: run,
+    };
+    await noop.close();
+    phase('PostgreSQL statements per empty chunk (in-process worker, 1000 chunks)');
+    const stmt = await world('stmt');
+    result.orchestration.statements = await profileStatements(stmt, Math.min(1000, noopChunks));
+    await stmt.close();
+  }
+
+  if (only.has('plan')) {
+    phase(`plan of ${planRows} rows in Redis`);
+    result.plan = await planScale(m.config, planRows, m.def.chunkSizeRows);
+  }
+
+  if (only.has('memory')) {
+    const mem = await world('mem');
+    const runs: FreshetRun[] = [];
+    for (const n of [100_000, 1_000_000]) {
+      phase(`memory: seed and refresh ${n} rows, 1 worker, chunks of ${mem.def.chunkSizeRows}`);
+      await seedSynthetic(mem.dbs.catalog, mem.def, { rows: n, seed });
+      runs.push(
+        await freshetRun(mem, {
+          workers: 1,
+          chunkSizeRows: mem.def.chunkSizeRows,
+          timeoutMs: 3_600_000,
+          nodeArgs,
+        }),
+      );
+    }
+    result.memory = { tableRows: [100_000, 1_000_000], runs };
+  }
+}
+
+let failed = false;
+try {
+  await main();
+} catch (err) {
+  failed = true;
+  console.error(`bench: failed: ${(err as Error).stack ?? String(err)}`);
+} finally {
+  phase('cleanup');
+  await closeWorlds();
+}
+result.finishedAt = new Date().toISOString();
+result.host.loadEnd = loadAverage();
+evaluate(result);
+const report = formatReport(result);
+console.log(report);
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(result, null, 2));
+writeFileSync(path.join(resultsDir, 'latest.txt'), `${report}\n`);
+if (values.json) {
+  writeFileSync(path.resolve(values.json), JSON.stringify(result, null, 2));
+  console.error(`bench: wrote ${values.json}`);
+}
+process.exitCode = failed ? 1 : 0;
