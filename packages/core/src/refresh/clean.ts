@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { rangePredicate } from '../chunks.js';
 import { getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames } from '../names.js';
@@ -21,7 +20,6 @@ export interface CleanResult {
   readonly ms: number;
 }
 
-const schemeless = `!~* '^[a-z][a-z0-9+.-]*://'`;
 const invalidUrl = (col: string) =>
   `(${col} = '' OR ${col} ~ '[[:space:][:cntrl:]]' OR ${col} !~* '^https?://[^/?#[:space:]]+')`;
 
@@ -46,19 +44,6 @@ function tagReason(tags: NonNullable<MediaDefinition['cleaning']['tags']>): stri
     WHEN ${name} = ANY(${arrayLiteral(tags.denylist.map((t) => t.toLowerCase()))})
       OR ${name} LIKE ANY(${arrayLiteral(substrings.map((t) => t.toLowerCase()))}) THEN 'denylisted'
     END`;
-}
-
-async function rejectRows(
-  client: pg.PoolClient,
-  table: string,
-  key: string,
-  where: string,
-): Promise<{ count: number; sample: string[] }> {
-  const { rows } = await client.query<{ n: number; sample: string[] | null }>(
-    `WITH d AS (DELETE FROM ${table} AS t WHERE ${where} RETURNING t.${key}::text AS k)
-     SELECT count(*)::bigint AS n, (array_agg(k ORDER BY k))[1:10] AS sample FROM d`,
-  );
-  return { count: Number(rows[0]?.n ?? 0), sample: rows[0]?.sample ?? [] };
 }
 
 /**
@@ -89,77 +74,114 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
   };
 
   const rows = await ctx.scope.transaction(ctx.dbs.api, async (client) => {
+    // One pass to reject the rows that cannot be served, one pass to fix the rest: each reads the
+    // range once through the key index and rewrites only rows that change.
+    const urlFix = (col: string) =>
+      `CASE WHEN ${col} <> '' AND ${col} !~ '^[a-zA-Z][a-zA-Z0-9+.-]*:' THEN 'https://' || ${col} ELSE ${col} END`;
+    const rejections: { reason: string; when: string }[] = [];
     for (const column of def.cleaning.urlColumns) {
+      if (!notNull.has(column)) continue;
       const col = `t.${ident(column)}`;
-      const fixed = await client.query(
-        `UPDATE ${table} AS t SET ${ident(column)} = 'https://' || ${col}
-          WHERE ${inRange} AND ${col} <> '' AND ${col} ${schemeless} AND ${col} !~ '^[a-zA-Z][a-zA-Z0-9+.-]*:'`,
-      );
-      add('url-scheme-added', fixed.rowCount ?? 0);
-      if (notNull.has(column)) {
-        reject(
-          'invalid-url',
-          await rejectRows(
-            client,
-            table,
-            key,
-            `${inRange} AND (${col} IS NULL OR ${invalidUrl(col)})`,
-          ),
-        );
-      } else {
-        const nulled = await client.query(
-          `UPDATE ${table} AS t SET ${ident(column)} = NULL WHERE ${inRange} AND ${col} IS NOT NULL AND ${invalidUrl(col)}`,
-        );
-        add('invalid-url-nulled', nulled.rowCount ?? 0);
-      }
+      rejections.push({
+        reason: 'invalid-url',
+        when: `${col} IS NULL OR ${invalidUrl(urlFix(col))}`,
+      });
     }
-
     const license = def.cleaning.licenseColumn;
     if (license) {
       const col = `t.${ident(license)}`;
-      const normalised = await client.query(
-        `UPDATE ${table} AS t SET ${ident(license)} = lower(btrim(${col}))
-          WHERE ${inRange} AND ${col} IS DISTINCT FROM lower(btrim(${col}))`,
+      rejections.push({ reason: 'missing-license', when: `${col} IS NULL OR btrim(${col}) = ''` });
+    }
+    if (rejections.length > 0) {
+      const reasonCase = `CASE ${rejections.map((r) => `WHEN ${r.when} THEN ${literal(r.reason)}`).join(' ')} END`;
+      const { rows: gone } = await client.query<{ reason: string; n: number; sample: string[] }>(
+        `WITH d AS (
+           DELETE FROM ${table} AS t WHERE ${inRange} AND (${rejections.map((r) => `(${r.when})`).join(' OR ')})
+           RETURNING t.${key}::text AS k, ${reasonCase} AS reason)
+         SELECT reason, count(*)::bigint AS n, (array_agg(k ORDER BY k))[1:10] AS sample FROM d GROUP BY reason`,
       );
-      add('license-normalised', normalised.rowCount ?? 0);
-      reject(
-        'missing-license',
-        await rejectRows(client, table, key, `${inRange} AND (${col} IS NULL OR ${col} = '')`),
-      );
+      for (const g of gone) reject(g.reason, { count: Number(g.n), sample: g.sample });
     }
 
+    const sets: { column: string; value: string }[] = [];
+    const flags: { rule: string; expr: string }[] = [];
+    for (const column of def.cleaning.urlColumns) {
+      if (notNull.has(column)) {
+        const col = `t.${ident(column)}`;
+        sets.push({ column: ident(column), value: urlFix(col) });
+        flags.push({ rule: 'url-scheme-added', expr: `${urlFix(col)} IS DISTINCT FROM ${col}` });
+      } else {
+        const col = `t.${ident(column)}`;
+        const fixed = urlFix(col);
+        sets.push({
+          column: ident(column),
+          value: `CASE WHEN ${col} IS NOT NULL AND ${invalidUrl(fixed)} THEN NULL ELSE ${fixed} END`,
+        });
+        flags.push({
+          rule: 'url-scheme-added',
+          expr: `${col} IS NOT NULL AND NOT ${invalidUrl(fixed)} AND ${fixed} <> ${col}`,
+        });
+        flags.push({
+          rule: 'invalid-url-nulled',
+          expr: `${col} IS NOT NULL AND ${invalidUrl(fixed)}`,
+        });
+      }
+    }
+    if (license) {
+      const col = `t.${ident(license)}`;
+      sets.push({ column: ident(license), value: `lower(btrim(${col}))` });
+      flags.push({
+        rule: 'license-normalised',
+        expr: `${col} IS DISTINCT FROM lower(btrim(${col}))`,
+      });
+    }
     const tags = def.cleaning.tags;
+    let tagJoin = '';
+    const tagCounts: string[] = [];
     if (tags) {
-      const col = ident(tags.column);
-      const notArray = await client.query(
-        `UPDATE ${table} AS t SET ${col} = NULL
-          WHERE ${inRange} AND t.${col} IS NOT NULL AND jsonb_typeof(t.${col}::jsonb) <> 'array'`,
-      );
-      add('tags-not-array-nulled', notArray.rowCount ?? 0);
-      const { rows: tagRows } = await client.query<{
-        changed: number;
-        dropped: Record<string, number> | null;
-      }>(
-        `WITH el AS (
-           SELECT t.${key} AS k, x.e, x.o, ${tagReason(tags)} AS reason
-             FROM ${table} AS t
-             CROSS JOIN LATERAL jsonb_array_elements(t.${col}::jsonb) WITH ORDINALITY AS x(e, o)
-            WHERE ${inRange} AND jsonb_typeof(t.${col}::jsonb) = 'array'
-         ), agg AS (
-           SELECT k, coalesce(jsonb_agg(e ORDER BY o) FILTER (WHERE reason IS NULL), '[]'::jsonb) AS kept,
-                  count(*) FILTER (WHERE reason IS NOT NULL) AS dropped
-             FROM el GROUP BY k
+      const col = `t.${ident(tags.column)}`;
+      tagJoin = `LEFT JOIN LATERAL (
+          SELECT coalesce(jsonb_agg(x.e ORDER BY x.o) FILTER (WHERE r.reason IS NULL), '[]'::jsonb) AS kept,
+                 count(*) FILTER (WHERE r.reason IS NOT NULL) AS dropped,
+                 count(*) FILTER (WHERE r.reason = 'malformed') AS malformed,
+                 count(*) FILTER (WHERE r.reason = 'low-accuracy') AS low_accuracy,
+                 count(*) FILTER (WHERE r.reason = 'denylisted-provider') AS denylisted_provider,
+                 count(*) FILTER (WHERE r.reason = 'denylisted') AS denylisted
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(${col}::jsonb) = 'array' THEN ${col}::jsonb ELSE '[]'::jsonb END)
+                 WITH ORDINALITY AS x(e, o)
+            CROSS JOIN LATERAL (SELECT ${tagReason(tags)} AS reason) r) tg ON true`;
+      const notArray = `${col} IS NOT NULL AND jsonb_typeof(${col}::jsonb) <> 'array'`;
+      sets.push({
+        column: ident(tags.column),
+        value: `CASE WHEN ${notArray} THEN NULL WHEN tg.dropped > 0 THEN tg.kept ELSE ${col} END`,
+      });
+      flags.push({ rule: 'tags-not-array-nulled', expr: notArray });
+      flags.push({ rule: 'tags-filtered', expr: `tg.dropped > 0` });
+      tagCounts.push('malformed', 'low_accuracy', 'denylisted_provider', 'denylisted');
+    }
+    if (sets.length > 0) {
+      const flagCols = flags.map((f, i) => `(${f.expr}) AS f${i}`).join(', ');
+      const { rows: counted } = await client.query<Record<string, number>>(
+        `WITH src AS (
+           SELECT t.ctid AS tid, ${flagCols}${tagCounts.map((c) => `, tg.${c}`).join('')},
+                  ${sets.map((set, i) => `${set.value} AS v${i}`).join(', ')}
+             FROM ${table} AS t ${tagJoin}
+            WHERE ${inRange}
          ), upd AS (
-           UPDATE ${table} AS t SET ${col} = agg.kept FROM agg
-            WHERE t.${key} = agg.k AND agg.dropped > 0 RETURNING 1
-         )
-         SELECT (SELECT count(*) FROM upd)::bigint AS changed,
-                (SELECT jsonb_object_agg(reason, n) FROM
-                  (SELECT reason, count(*)::bigint AS n FROM el WHERE reason IS NOT NULL GROUP BY reason) r) AS dropped`,
+           UPDATE ${table} AS t SET ${sets.map((set, i) => `${set.column} = src.v${i}`).join(', ')}
+             FROM src WHERE t.ctid = src.tid AND (${flags.map((_, i) => `src.f${i}`).join(' OR ')})
+           RETURNING 1)
+         SELECT ${flags.map((_, i) => `count(*) FILTER (WHERE f${i})::bigint AS f${i}`).join(', ')}
+                ${tagCounts.map((c) => `, coalesce(sum(${c}), 0)::bigint AS ${c}`).join('')},
+                (SELECT count(*) FROM upd)::bigint AS updated
+           FROM src`,
       );
-      add('tags-filtered', Number(tagRows[0]?.changed ?? 0));
-      for (const [reason, n] of Object.entries(tagRows[0]?.dropped ?? {}))
-        tagsDropped[reason] = Number(n);
+      const row = counted[0] ?? {};
+      flags.forEach((f, i) => add(f.rule, Number(row[`f${i}`] ?? 0)));
+      for (const c of tagCounts) {
+        const n = Number(row[c] ?? 0);
+        if (n > 0) tagsDropped[c.replaceAll('_', '-')] = n;
+      }
     }
 
     // The first attempt that commits deletes the rejected rows; a retry (its worker died after

@@ -14,6 +14,11 @@ export interface PreflightResult {
   readonly names: { table: string; tempTable: string; index: string; filteredIndex: string };
 }
 
+/** The key index a temp table has while it is built (dropped at promotion). */
+export function buildIndexName(tempTable: string): string {
+  return `${tempTable.slice(0, 50)}_key_build`;
+}
+
 /** Per-source row counts of a table in the API database (empty if the table does not exist). */
 export async function countsPerSource(
   ctx: JobContext,
@@ -75,6 +80,12 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
   const temp = ident(names.tempTable);
   await ctx.scope.query(ctx.dbs.api, `DROP TABLE IF EXISTS ${temp}`);
   await ctx.scope.query(ctx.dbs.api, `CREATE TABLE ${temp} (\n  ${columnDefinitions(def)}\n)`);
+  // Every chunk step reads or replaces its key range: without an index on the key each would
+  // scan the whole table (quadratic in the number of chunks). Promotion swaps it for the unique one.
+  await ctx.scope.query(
+    ctx.dbs.api,
+    `CREATE INDEX ${ident(buildIndexName(names.tempTable))} ON ${temp} (${ident(def.key.column)})`,
+  );
   await ctx.scope.query(
     ctx.dbs.api,
     `COMMENT ON TABLE ${temp} IS ${literal(`freshet run ${data.runId}`)}`,

@@ -4,6 +4,7 @@ import { refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
+import { buildIndexName } from './preflight.js';
 
 export interface PromoteResult {
   /** Indices that served the aliases before (kept for rollback). */
@@ -92,6 +93,10 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
            ON ${temp} (${columns.map((c) => ident(c)).join(', ')})`,
       );
     }
+    await ctx.scope.query(
+      ctx.dbs.api,
+      `DROP INDEX IF EXISTS ${ident(buildIndexName(names.tempTable))}`,
+    );
     await ctx.scope.query(ctx.dbs.api, `ANALYZE ${temp}`);
     const client = await ctx.scope.connect(ctx.dbs.api);
     try {
