@@ -9,7 +9,7 @@ import { baseline } from './baseline.js';
 import { binaryCopy, fdwCopy } from './copy-ceiling.js';
 import { buildBulkBodies, esCeiling } from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
-import { cpuDelta, cpuSnapshot, loadAverage, type CpuSeconds } from './measure.js';
+import { cpuDelta, cpuSnapshot, esSettled, loadAverage, type CpuSeconds } from './measure.js';
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
@@ -181,8 +181,10 @@ async function main(): Promise<void> {
   if (only.has('copy')) {
     const runs = [];
     for (const streams of [1, 2]) {
-      phase(`copy ceiling, ${streams} stream(s)`);
-      runs.push(await withCpu(() => binaryCopy(m, streams)));
+      phase(`copy ceiling, ${streams} stream(s) (best of 2)`);
+      const tries = [];
+      for (let i = 0; i < 2; i++) tries.push(await withCpu(() => binaryCopy(m, streams)));
+      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
     }
     const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
     result.copyCeiling = { runs, best };
@@ -200,6 +202,7 @@ async function main(): Promise<void> {
     const runs: FreshetRun[] = [];
     for (const workers of counts) {
       phase(`freshet refresh, ${workers} worker(s)`);
+      await esSettled(m.es);
       runs.push(await freshetRun(m, { workers, chunkSizeRows, timeoutMs: runTimeoutMs, nodeArgs }));
     }
     if (only.has('freshet')) result.freshet = runs;
@@ -212,6 +215,7 @@ async function main(): Promise<void> {
     ];
     for (const v of variants) {
       phase(`prototype: ${v.variant}, 1 worker`);
+      await esSettled(m.es);
       result.prototypes.push(
         await freshetRun(m, {
           workers: 1,
@@ -251,8 +255,13 @@ async function main(): Promise<void> {
     const bodies = await buildBulkBodies(m, table, m.config.INDEX_BULK_FLUSH_BYTES);
     const runs = [];
     for (const concurrency of esConcurrency) {
-      phase(`ES ceiling, ${concurrency} in flight`);
-      runs.push(await withCpu(() => esCeiling(m, bodies, concurrency)));
+      phase(`ES ceiling, ${concurrency} in flight (best of 2)`);
+      const tries = [];
+      for (let i = 0; i < 2; i++) {
+        await esSettled(m.es);
+        tries.push(await withCpu(() => esCeiling(m, bodies, concurrency)));
+      }
+      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
     }
     const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
     result.esCeiling = {
@@ -269,6 +278,7 @@ async function main(): Promise<void> {
   }
   if (only.has('baseline')) {
     phase('hand-written baseline');
+    await esSettled(m.es);
     result.baseline = await withCpu(() => baseline(m, table));
   }
 

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import type { EsClient } from '@freshet/core';
 
 /** Milliseconds since an arbitrary origin, sub-millisecond precision. */
 export function now(): number {
@@ -153,4 +154,21 @@ export function cpuDelta(before: CpuSeconds, after: CpuSeconds): CpuSeconds {
     2,
   );
   return d;
+}
+
+/**
+ * Waits (up to `timeoutMs`) until Elasticsearch runs no merges, so one measurement does not pay
+ * for the segments the previous one left behind.
+ */
+export async function esSettled(es: EsClient, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const stats = await es.nodes.stats({ metric: 'indices', index_metric: 'merge' });
+    const running = Object.values(stats.nodes).reduce(
+      (n, node) => n + (node.indices?.merges?.current ?? 0),
+      0,
+    );
+    if (running === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/services.sh up >&2
-exec node --import tsx scripts/bench/main.ts "$@"
+exec node --expose-gc --import tsx scripts/bench/main.ts "$@"

@@ -155,6 +155,8 @@ export async function profileSteps(
       stats = new Map();
       const perChunk: number[] = new Array<number>(ranges.length).fill(0);
       let rows = 0;
+      // With --expose-gc (run.sh), each stage starts from a collected heap.
+      (globalThis as { gc?: () => void }).gc?.();
       let peakHeap = 0;
       let peakBuffers = 0;
       const sampler = setInterval(() => {
