@@ -79,7 +79,8 @@ export async function stopTaggedBackends(
  * `settle()` resolves once they are confirmed gone, so a retry never overlaps the old attempt.
  */
 export class JobScope {
-  private readonly clients = new Set<pg.PoolClient>();
+  /** Checked-out clients, each with the error listener it carries while checked out. */
+  private readonly clients = new Map<pg.PoolClient, () => void>();
   private readonly urls = new Set<string>();
   private stopping: Promise<unknown> | undefined;
 
@@ -121,25 +122,35 @@ export class JobScope {
       .connectionString;
     this.urls.add(url);
     const client = await pool.connect();
+    // A connection lost while checked out (backend terminated, server restarted) emits 'error'
+    // on the client, which would crash the worker without a listener. The query in flight fails
+    // with that error anyway, and release() then discards the connection.
+    const onError = () => undefined;
+    client.on('error', onError);
     if (this.signal.aborted) {
       client.release(true);
       this.check();
     }
-    this.clients.add(client);
+    this.clients.set(client, onError);
     await client.query('SELECT set_config($1, $2, false)', ['application_name', this.tag]);
     return client;
   }
 
   /** Returns a client to its pool; after an abort the connection is discarded, not reused. */
   release(client: pg.PoolClient): void {
-    if (!this.clients.delete(client)) return;
+    const onError = this.clients.get(client);
+    if (!onError) return;
+    this.clients.delete(client);
     if (this.signal.aborted) {
       client.release(true);
       return;
     }
     client
       .query("SELECT set_config('application_name', 'freshet', false)")
-      .then(() => client.release())
+      .then(() => {
+        client.removeListener('error', onError);
+        client.release();
+      })
       .catch(() => client.release(true));
   }
 
