@@ -132,7 +132,14 @@ export class JobScope {
       this.check();
     }
     this.clients.set(client, onError);
-    await client.query('SELECT set_config($1, $2, false)', ['application_name', this.tag]);
+    try {
+      await client.query('SELECT set_config($1, $2, false)', ['application_name', this.tag]);
+    } catch (err) {
+      // Not handed out, so nobody else will release it: discard it here.
+      this.clients.delete(client);
+      client.release(true);
+      throw err;
+    }
     return client;
   }
 

@@ -37,7 +37,10 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
   const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
 
   const source = await ctx.scope.connect(ctx.dbs.catalog);
-  const target = await ctx.scope.connect(ctx.dbs.api);
+  const target = await ctx.scope.connect(ctx.dbs.api).catch((err: unknown) => {
+    ctx.scope.release(source);
+    throw err;
+  });
   try {
     // One snapshot for the copy and the skipped counts, so they add up.
     await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
