@@ -65,9 +65,13 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   try {
     const cursor = client.query(new Cursor<Row>(sql));
     async function* documents(): AsyncGenerator<BulkItem> {
+      let lost = false;
       try {
         for (;;) {
-          const batch = await cursor.read(1000);
+          const batch = await cursor.read(1000).catch((err: unknown) => {
+            lost = true;
+            throw err;
+          });
           if (batch.length === 0) return;
           for (const row of batch) {
             rows++;
@@ -81,7 +85,9 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
           }
         }
       } finally {
-        await cursor.close();
+        // After a failed read the connection may be gone, and closing the cursor would wait
+        // forever for its answer; the connection is discarded when the client is released.
+        if (!lost) await cursor.close();
       }
     }
 
