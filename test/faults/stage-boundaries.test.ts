@@ -101,15 +101,15 @@ describe('a run killed at every stage boundary in turn', { timeout: 300_000 }, (
     const seen: string[] = [];
     const first = points[0];
     if (!first) return seen;
-    await cp.arm('freshet.attempts', first.event, first.when);
+    let armed = await cp.arm('freshet.attempts', first.event, first.when);
     worker = spawnCli(['worker'], env);
     for (const [i, point] of points.entries()) {
-      const pid = await cp.reached(60_000);
+      const pid = await armed.reached(60_000);
       await worker.stop('SIGKILL');
-      await cp.abort(pid);
+      await armed.abort(pid);
       seen.push(point.name);
       const next = points[i + 1];
-      if (next) await cp.arm('freshet.attempts', next.event, next.when);
+      if (next) armed = await cp.arm('freshet.attempts', next.event, next.when);
       worker = spawnCli(['worker'], env);
     }
     return seen;

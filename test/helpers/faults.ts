@@ -304,14 +304,21 @@ export async function waitForRunStatus(
   timeoutMs = 120_000,
 ): Promise<RunRow> {
   let run: RunRow | undefined;
-  await waitUntil(
-    async () => {
-      run = await store.getRun(runId);
-      return statuses.includes(run.status);
-    },
-    `run ${runId} is ${statuses.join(' or ')} (last: ${run?.status ?? '?'} ${run?.error ?? ''})`,
-    timeoutMs,
-  );
+  try {
+    await waitUntil(
+      async () => {
+        run = await store.getRun(runId);
+        return statuses.includes(run.status);
+      },
+      `run ${runId} is ${statuses.join(' or ')}`,
+      timeoutMs,
+    );
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}; it is ${run?.status ?? '?'} at ${run?.stage ?? '?'} (${run?.error ?? 'no error'})`,
+      { cause: err },
+    );
+  }
   return run as RunRow;
 }
 
@@ -451,15 +458,11 @@ export async function indexChecksum(es: EsClient, index: string): Promise<string
 // Checkpoints: make a worker stop at an exact point, from PostgreSQL, with no hook in its code.
 // ---------------------------------------------------------------------------------------------
 
-/** The advisory lock key the test holds while a checkpoint is armed. */
-const CHECKPOINT_KEY = 7_466_501;
+/** Advisory lock keys of checkpoints: this base plus a counter. */
+const CHECKPOINT_KEY = 7_466_500;
 
-export interface Checkpoints {
-  /**
-   * Arms a checkpoint: the next statement matching (a BEFORE trigger on `table` for `event`,
-   * with the SQL condition `when` over NEW) waits until the checkpoint is cleared.
-   */
-  arm(table: string, event: 'INSERT' | 'UPDATE', when: string): Promise<void>;
+/** One armed checkpoint. */
+export interface Checkpoint {
   /** Resolves with the backend pid of the statement held at the checkpoint. */
   reached(timeoutMs?: number): Promise<number>;
   /**
@@ -467,6 +470,16 @@ export interface Checkpoints {
    * process had died before the statement) and removes the trigger.
    */
   abort(pid: number): Promise<void>;
+  /** Lets the held statement (and any later one) go on, and removes the trigger. */
+  release(): Promise<void>;
+}
+
+export interface Checkpoints {
+  /**
+   * Arms a checkpoint: a statement matching it (a BEFORE trigger on `table` for `event`, with the
+   * SQL condition `when` over NEW) waits inside the statement until the test aborts or releases it.
+   */
+  arm(table: string, event: 'INSERT' | 'UPDATE', when: string): Promise<Checkpoint>;
   close(): Promise<void>;
 }
 
@@ -483,52 +496,61 @@ export async function openCheckpoints(url: string): Promise<Checkpoints> {
     `CREATE OR REPLACE FUNCTION public.fault_checkpoint() RETURNS trigger LANGUAGE plpgsql AS $$
      BEGIN PERFORM pg_advisory_xact_lock_shared(TG_ARGV[0]::bigint); RETURN NEW; END $$`,
   );
-  await holder.query('SELECT pg_advisory_lock($1)', [CHECKPOINT_KEY]);
-  const armed: { table: string }[] = [];
-  const drop = async () => {
-    for (const a of armed.splice(0)) {
-      await holder.query(`DROP TRIGGER IF EXISTS fault_checkpoint ON ${a.table}`);
-    }
+  let n = 0;
+  const armed = new Map<string, { table: string; key: number }>();
+  const drop = async (name: string) => {
+    const a = armed.get(name);
+    if (!a) return;
+    armed.delete(name);
+    // Unlock first: a statement held in the trigger keeps its table locked until it goes on, and
+    // DROP TRIGGER waits for that lock.
+    await holder.query('SELECT pg_advisory_unlock($1)', [a.key]);
+    await holder.query(`DROP TRIGGER IF EXISTS ${name} ON ${a.table}`);
   };
   return {
     async arm(table, event, when) {
-      await drop();
+      const key = CHECKPOINT_KEY + ++n;
+      const name = `fault_checkpoint_${n}`;
+      await holder.query('SELECT pg_advisory_lock($1)', [key]);
       await holder.query(
-        `CREATE TRIGGER fault_checkpoint BEFORE ${event} ON ${table} FOR EACH ROW
-           WHEN (${when}) EXECUTE FUNCTION public.fault_checkpoint('${CHECKPOINT_KEY}')`,
+        `CREATE TRIGGER ${name} BEFORE ${event} ON ${table} FOR EACH ROW
+           WHEN (${when}) EXECUTE FUNCTION public.fault_checkpoint('${key}')`,
       );
-      armed.push({ table });
-    },
-    async reached(timeoutMs = 60_000) {
-      let pid: number | undefined;
-      await waitUntil(
-        async () => {
-          const { rows } = await holder.query<{ pid: number }>(
-            `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-               AND classid = 0 AND objid = $1 AND objsubid = 1`,
-            [CHECKPOINT_KEY],
+      armed.set(name, { table, key });
+      return {
+        async reached(timeoutMs = 60_000) {
+          let pid: number | undefined;
+          await waitUntil(
+            async () => {
+              const { rows } = await holder.query<{ pid: number }>(
+                `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND classid = 0 AND objid = $1 AND objsubid = 1`,
+                [key],
+              );
+              pid = rows[0]?.pid;
+              return pid !== undefined;
+            },
+            `a worker reaches checkpoint ${name} (${event} ${table} when ${when})`,
+            timeoutMs,
           );
-          pid = rows[0]?.pid;
-          return pid !== undefined;
+          return pid as number;
         },
-        'a worker reaches the checkpoint',
-        timeoutMs,
-      );
-      return pid as number;
-    },
-    async abort(pid) {
-      await holder.query('SELECT pg_terminate_backend($1)', [pid]);
-      await waitUntil(
-        async () =>
-          (await holder.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount ===
-          0,
-        `backend ${pid} is gone`,
-        10_000,
-      );
-      await drop();
+        async abort(pid) {
+          await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+          await waitUntil(
+            async () =>
+              (await holder.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]))
+                .rowCount === 0,
+            `backend ${pid} is gone`,
+            10_000,
+          );
+          await drop(name);
+        },
+        release: () => drop(name),
+      };
     },
     async close() {
-      await drop().catch(() => undefined);
+      for (const name of [...armed.keys()]) await drop(name).catch(() => undefined);
       await holder.end().catch(() => undefined);
     },
   };
@@ -654,6 +676,56 @@ export async function seedFaultTable(
        FROM generate_series($1::int, $2::int) AS i`,
     [opts.from ?? 1, (opts.from ?? 1) + rows - 1],
   );
+}
+
+/**
+ * Creates the catalog view `view` over `table` whose rows a job's query can only read once the
+ * test lets it: the view takes a shared advisory lock keyed by the job's step (`c1.copy`, from
+ * the `freshet <runId>.c1.copy` application_name every job connection carries), and
+ * {@link holdSource} holds that key. A query of a job not held passes straight through.
+ */
+export async function createHoldView(catalog: pg.Pool, view: string, table: string): Promise<void> {
+  await catalog.query(
+    `CREATE OR REPLACE VIEW "${view}" AS SELECT c.* FROM "${table}" c
+      WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared(hashtext(
+        regexp_replace(current_setting('application_name'), '^freshet [^.]*[.]', '')))) x) = 1`,
+  );
+}
+
+export interface SourceHold {
+  /** Resolves with the pid of the catalog backend of `step` waiting at the hold. */
+  reached(timeoutMs?: number): Promise<number>;
+  release(): Promise<void>;
+}
+
+/** Holds the source query of one job step (e.g. `c1.copy`) at a {@link createHoldView} view. */
+export async function holdSource(url: string, step: string): Promise<SourceHold> {
+  const client = new pg.Client({ connectionString: url, application_name: 'freshet-test-hold' });
+  client.on('error', () => undefined);
+  await client.connect();
+  await client.query('SELECT pg_advisory_lock(hashtext($1))', [step]);
+  return {
+    async reached(timeoutMs = 60_000) {
+      let pid: number | undefined;
+      await waitUntil(
+        async () => {
+          const { rows } = await client.query<{ pid: number }>(
+            `SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1
+               AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+            [`freshet %.${step}`],
+          );
+          pid = rows[0]?.pid;
+          return pid !== undefined;
+        },
+        `the source query of ${step} is held`,
+        timeoutMs,
+      );
+      return pid as number;
+    },
+    async release() {
+      await client.end().catch(() => undefined);
+    },
+  };
 }
 
 /**
