@@ -12,6 +12,8 @@ export interface CopyResult {
   readonly rows: number;
   /** Upstream rows in the range that were skipped, by reason. */
   readonly skipped: { removed: number; deleted: number };
+  /** Upstream rows that cannot be refreshed, by reason (rows without a key). */
+  readonly rejected: Record<string, { count: number; sample: string[] }>;
   readonly ms: number;
 }
 
@@ -70,12 +72,25 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
               count(*) FILTER (WHERE (${notRemoved}) AND ${isDeleted})::bigint AS deleted
          FROM ${ident(def.upstreamTable)} u WHERE ${inRange}`,
     );
+    // A row without a key lies in no range, so no chunk would copy or count it: the first chunk
+    // (open below) counts them all, rejected, so none is silently dropped.
+    const nullKeys =
+      data.range.start === null
+        ? Number(
+            (
+              await source.query<{ n: number }>(
+                `SELECT count(*)::bigint AS n FROM ${ident(def.upstreamTable)} u WHERE u.${key} IS NULL`,
+              )
+            ).rows[0]?.n ?? 0,
+          )
+        : 0;
     await ctx.scope.assertOwned();
     await target.query('COMMIT');
     await source.query('COMMIT');
     return {
       rows: Number(ingest.rowCount ?? 0),
       skipped: { removed: Number(rows[0]?.removed ?? 0), deleted: Number(rows[0]?.deleted ?? 0) },
+      rejected: nullKeys > 0 ? { 'null-key': { count: nullKeys, sample: [] } } : {},
       ms: Date.now() - started,
     };
   } catch (err) {

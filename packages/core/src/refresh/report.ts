@@ -35,12 +35,19 @@ async function accountedRows(
      UNION ALL
      SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
        FROM freshet.chunks, jsonb_each(coalesce(result -> 'clean' -> 'rejected', '{}')) AS r(k, v)
+      WHERE run_id = $1 GROUP BY k
+     UNION ALL
+     SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'copy' -> 'rejected', '{}')) AS r(k, v)
       WHERE run_id = $1 GROUP BY k`,
     [runId],
   );
   const skipped: Record<string, number> = {};
   const rejected: Record<string, number> = {};
-  for (const r of rows) (r.kind === 'skipped' ? skipped : rejected)[r.reason] = Number(r.n);
+  for (const r of rows) {
+    const into = r.kind === 'skipped' ? skipped : rejected;
+    into[r.reason] = (into[r.reason] ?? 0) + Number(r.n);
+  }
   return { skipped, rejected };
 }
 
