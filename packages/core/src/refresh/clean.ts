@@ -78,7 +78,15 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
     // range once through the key index and rewrites only rows that change.
     const urlFix = (col: string) =>
       `CASE WHEN ${col} <> '' AND ${col} !~ '^[a-zA-Z][a-zA-Z0-9+.-]*:' THEN 'https://' || ${col} ELSE ${col} END`;
-    const rejections: { reason: string; when: string }[] = [];
+    // A key twice in the range (the upstream table lacks a unique key) is not a row to pick
+    // from: every copy is rejected, so the key is neither doubled nor silently chosen.
+    const rejections: { reason: string; when: string }[] = [
+      {
+        reason: 'duplicate-key',
+        when: `t.${key} IN (SELECT d.${key} FROM ${table} AS d WHERE ${rangePredicate(def.key.type, `d.${key}`, data.range)}
+                GROUP BY d.${key} HAVING count(*) > 1)`,
+      },
+    ];
     for (const column of def.cleaning.urlColumns) {
       if (!notNull.has(column)) continue;
       const col = `t.${ident(column)}`;
