@@ -144,6 +144,7 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
       });
     }
     const tags = def.cleaning.tags;
+    const columnType = (column: string) => def.columns.find((c) => c.name === column)?.type;
     let tagJoin = '';
     const tagCounts: string[] = [];
     if (tags) {
@@ -161,7 +162,7 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
       const notArray = `${col} IS NOT NULL AND jsonb_typeof(${col}::jsonb) <> 'array'`;
       sets.push({
         column: ident(tags.column),
-        value: `CASE WHEN ${notArray} THEN NULL WHEN tg.dropped > 0 THEN tg.kept ELSE ${col} END`,
+        value: `CASE WHEN ${notArray} THEN NULL WHEN tg.dropped > 0 THEN tg.kept::${columnType(tags.column) ?? 'jsonb'} ELSE ${col} END`,
       });
       flags.push({ rule: 'tags-not-array-nulled', expr: notArray });
       flags.push({ rule: 'tags-filtered', expr: `tg.dropped > 0` });
