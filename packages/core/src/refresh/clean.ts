@@ -111,6 +111,34 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
       for (const g of gone) reject(g.reason, { count: Number(g.n), sample: g.sample });
     }
 
+    // Columns read as JSON but not stored as jsonb (text, json) may hold what jsonb refuses:
+    // invalid JSON, or \u0000 and lone surrogate escapes in a json column. Such values are
+    // set to NULL (counted), rather than failing every attempt of the chunk.
+    const tags = def.cleaning.tags;
+    const columnType = (column: string) => def.columns.find((c) => c.name === column)?.type;
+    const jsonColumns = new Set([
+      ...(tags ? [tags.column] : []),
+      ...Object.values(def.document.fields).flatMap((f) =>
+        typeof f === 'string' ? [] : [f.column],
+      ),
+    ]);
+    const unparsed = [...jsonColumns].filter((c) => columnType(c) !== 'jsonb');
+    if (unparsed.length > 0) {
+      await client.query(
+        `CREATE OR REPLACE FUNCTION pg_temp.freshet_is_jsonb(v text) RETURNS boolean
+           LANGUAGE plpgsql IMMUTABLE AS $$
+           BEGIN PERFORM v::jsonb; RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$`,
+      );
+      for (const column of unparsed) {
+        const col = `t.${ident(column)}`;
+        const nulled = await client.query(
+          `UPDATE ${table} AS t SET ${ident(column)} = NULL
+            WHERE ${inRange} AND ${col} IS NOT NULL AND NOT pg_temp.freshet_is_jsonb(${col}::text)`,
+        );
+        add('invalid-json-nulled', nulled.rowCount ?? 0);
+      }
+    }
+
     const sets: { column: string; value: string }[] = [];
     const flags: { rule: string; expr: string }[] = [];
     for (const column of def.cleaning.urlColumns) {
@@ -143,8 +171,6 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
         expr: `${col} IS DISTINCT FROM lower(btrim(${col}))`,
       });
     }
-    const tags = def.cleaning.tags;
-    const columnType = (column: string) => def.columns.find((c) => c.name === column)?.type;
     let tagJoin = '';
     const tagCounts: string[] = [];
     if (tags) {
