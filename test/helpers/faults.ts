@@ -587,9 +587,8 @@ const faultMapping = {
 
 /**
  * A media definition over an upstream table `table` with integer keys. `hostile: true` makes the
- * key nullable (the table has no primary key), keeps tags in a text column (which may hold
- * invalid JSON) and reads `description` from a `json` column (which, unlike jsonb, can hold
- * \u0000 and lone surrogate escapes).
+ * key nullable (the table has no primary key) and keeps tags and meta (read for `description`)
+ * in `json` columns, which, unlike jsonb, can hold \u0000 and lone surrogate escapes.
  */
 export function faultDefinition(table: string, opts: { hostile?: boolean } = {}) {
   const hostile = opts.hostile === true;
@@ -605,7 +604,7 @@ export function faultDefinition(table: string, opts: { hostile?: boolean } = {})
       { name: 'license', type: 'varchar(20)', notNull: true },
       { name: 'url', type: 'text', notNull: true },
       { name: 'thumbnail', type: 'text' },
-      { name: 'tags', type: hostile ? 'text' : 'jsonb' },
+      { name: 'tags', type: hostile ? 'json' : 'jsonb' },
       { name: 'meta', type: hostile ? 'json' : 'jsonb' },
     ],
     cleaning: {
@@ -662,7 +661,7 @@ export async function seedFaultTable(
   await catalog.query(
     `CREATE TABLE IF NOT EXISTS "${table}" (id bigint ${hostile ? '' : 'PRIMARY KEY'}, title text,
        provider varchar(40), license varchar(20) NOT NULL, url text NOT NULL, thumbnail text,
-       tags ${hostile ? 'text' : 'jsonb'}, meta ${hostile ? 'json' : 'jsonb'})`,
+       tags ${hostile ? 'json' : 'jsonb'}, meta ${hostile ? 'json' : 'jsonb'})`,
   );
   await catalog.query(
     `INSERT INTO "${table}" (id, title, provider, license, url, thumbnail, tags, meta)
@@ -671,7 +670,7 @@ export async function seedFaultTable(
             CASE WHEN i % 40 = 0 THEN 'javascript:alert(' || i || ')' ELSE 'example.org/clip/' || i END,
             'https://example.org/thumb/' || i,
             jsonb_build_array(jsonb_build_object('name', 'tag' || (i % 7), 'accuracy',
-              CASE WHEN i % 10 = 0 THEN 0.5 ELSE 0.95 END))::text::${hostile ? 'text' : 'jsonb'},
+              CASE WHEN i % 10 = 0 THEN 0.5 ELSE 0.95 END))::text::${hostile ? 'json' : 'jsonb'},
             jsonb_build_object('description', 'the clip ' || i)::text::${hostile ? 'json' : 'jsonb'}
        FROM generate_series($1::int, $2::int) AS i`,
     [opts.from ?? 1, (opts.from ?? 1) + rows - 1],
