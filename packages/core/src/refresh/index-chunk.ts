@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@elastic/elasticsearch';
 import Cursor from 'pg-cursor';
 import { rangePredicate } from '../chunks.js';
 import { getMedia } from '../media.js';
@@ -29,6 +31,31 @@ export class BulkIndexError extends Error {
         .join('; ')}`,
     );
   }
+}
+
+/**
+ * The bulk helper retries documents refused with 429, but not a bulk request refused as a whole
+ * with 429 (the node's write queue is full): that failed the whole chunk, and under sustained load
+ * every chunk again and again. Such requests are retried here with exponential backoff (0.5 s,
+ * 1 s, ... about 30 s in all) before the chunk fails. A child client shares the parent's
+ * connections; only its `bulk` is wrapped.
+ */
+function retryingBulk(es: Client, signal: AbortSignal, retries = 6, waitMs = 500): Client {
+  const child = es.child({});
+  const bulk = child.bulk.bind(child) as (...args: unknown[]) => Promise<unknown>;
+  const retrying = async (...args: unknown[]): Promise<unknown> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await bulk(...args);
+      } catch (err) {
+        const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+        if (status !== 429 || attempt >= retries || signal.aborted) throw err;
+        await delay(waitMs * 2 ** attempt, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  };
+  Object.assign(child, { bulk: retrying });
+  return child;
 }
 
 interface Row {
@@ -93,7 +120,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
 
     const failures: { id: string; index: string; status: number; error: unknown }[] = [];
     let failedCount = 0;
-    const bulk = ctx.es.helpers.bulk<BulkItem>({
+    const bulk = retryingBulk(ctx.es, signal).helpers.bulk<BulkItem>({
       datasource: documents(),
       onDocument: (item) => [{ index: { _index: item.index, _id: item.id } }, item.doc],
       onDrop: (drop) => {
