@@ -15,4 +15,4 @@ fi
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check
-bash scripts/run-tests.sh test/unit test/integration test/browser
+bash scripts/run-tests.sh test/unit test/integration test/browser test/faults
