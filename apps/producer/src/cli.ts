@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import {
+  checkRedis,
   checkServices,
   closeOnSignal,
   createLogger,
@@ -52,6 +53,8 @@ interface RefreshOptions {
 }
 
 async function withProducer(config: Config, fn: (p: Producer) => Promise<void>): Promise<void> {
+  // Fail fast with one clear line (wrong password, nothing listening) instead of waiting on Redis.
+  await checkRedis(config);
   const producer = openProducer(config);
   try {
     await fn(producer);
