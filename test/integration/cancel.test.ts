@@ -50,6 +50,18 @@ describe('cancel of a run', { timeout: 120_000 }, () => {
       10_000,
     );
     await watch.stop();
+    // Each aborted attempt is recorded once its backends are confirmed gone.
+    await waitUntil(
+      async () => {
+        const { rows } = await t.dbs.api.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM freshet.attempts WHERE run_id = $1 AND status = 'running'`,
+          [runId],
+        );
+        return rows[0]?.n === 0;
+      },
+      'the aborted attempts are recorded',
+      10_000,
+    );
   });
 
   after(async () => {
