@@ -107,7 +107,10 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
   const percent = Math.min(100, (100 * n * 4) / Math.max(totals.shadow, 1));
   const { rows: ids } = await ctx.scope.query<{ id: string }>(
     ctx.dbs.api,
-    `SELECT ${key}::text AS id FROM ${ident(names.tempTable)} TABLESAMPLE BERNOULLI (${percent.toFixed(6)}) REPEATABLE (7) LIMIT ${n * 4}`,
+    // Shuffle the sample: in physical order, rows rewritten upstream (the very ones that changed)
+    // come last and would be left out by the limit.
+    `SELECT id FROM (SELECT ${key}::text AS id FROM ${ident(names.tempTable)}
+       TABLESAMPLE BERNOULLI (${percent.toFixed(6)}) REPEATABLE (7)) s ORDER BY md5(id) LIMIT ${n * 4}`,
   );
   const diffs: DocumentDiff[] = [];
   let sampled = 0;
