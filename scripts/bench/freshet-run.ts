@@ -7,7 +7,7 @@ import {
   RssSampler,
   type CpuSeconds,
 } from './measure.js';
-import { installKeyIndexTrigger, removeKeyIndexTrigger } from './prototype.js';
+import { setScratchJit } from './prototype.js';
 import { spawnWorker, type WorkerProcess } from './workers.js';
 import type { World } from './world.js';
 
@@ -131,8 +131,8 @@ export interface FreshetRunOptions {
   readonly env?: Record<string, string>;
   /** Label of a variant (default 'as-is'). */
   readonly variant?: string;
-  /** Prototype: a btree on the key of the temp table from its creation (see prototype.ts). */
-  readonly keyIndexPrototype?: boolean;
+  /** Prototype: JIT off for the API database's sessions (see prototype.ts). */
+  readonly jitOff?: boolean;
 }
 
 /**
@@ -142,7 +142,7 @@ export interface FreshetRunOptions {
  */
 export async function freshetRun(world: World, opts: FreshetRunOptions): Promise<FreshetRun> {
   const env = { ...world.env, ...(opts.env ?? {}) };
-  if (opts.keyIndexPrototype) await installKeyIndexTrigger(world.dbs.api, world.def);
+  if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, false);
   const procs: WorkerProcess[] = Array.from({ length: opts.workers }, () =>
     spawnWorker(env, opts.nodeArgs),
   );
@@ -177,7 +177,7 @@ export async function freshetRun(world: World, opts: FreshetRunOptions): Promise
   } finally {
     const stopped = await Promise.all(procs.map((p) => p.stop()));
     peaks = stopped.map((s, i) => Math.max(s.peakRssMiB, peaks[i] ?? 0));
-    if (opts.keyIndexPrototype) await removeKeyIndexTrigger(world.dbs.api);
+    if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, true);
   }
   const run = await world.store.getRun(runId);
   const rows = await stepRows(world, runId);

@@ -39,7 +39,9 @@ const usage = `usage: npm run bench -- [options]
   --noop-chunks N    chunks of the orchestration run (default 10000)
   --plan-rows N      rows of the plan built in Redis (default 712000000)
   --memory           also refresh 100k and 1M rows with one worker and compare peak RSS
-  --only LIST        run only these parts (default all but memory): ${parts.join(',')}
+  --only LIST        run only these parts (default all but memory and prototype):
+                     ${parts.join(',')}
+                     (prototype: what-ifs of proposed core changes, e.g. JIT off)
   --cpu-prof         write CPU profiles of the worker processes to bench-results/prof/
   --seed S           synthetic data seed (default 1)
   --json PATH        write every figure as JSON to PATH`;
@@ -97,7 +99,7 @@ const planRows = positive('plan-rows', values['plan-rows'], 712_000_000);
 const seed = positive('seed', values.seed, 1);
 const only = new Set<Part>(
   values.only === undefined
-    ? parts.filter((p) => p !== 'memory')
+    ? parts.filter((p) => p !== 'memory' && p !== 'prototype')
     : values.only.split(',').map((p) => {
         if (!(parts as readonly string[]).includes(p))
           throw new Error(`unknown part ${p}; expected ${parts.join(',')}`);
@@ -210,8 +212,8 @@ async function main(): Promise<void> {
 
   if (only.has('prototype')) {
     result.prototypes = [];
-    const variants: { variant: string; env: Record<string, string> }[] = [
-      { variant: 'key-index', env: {} },
+    const variants: { variant: string; env: Record<string, string>; jitOff?: boolean }[] = [
+      { variant: 'jit-off', env: {}, jitOff: true },
     ];
     for (const v of variants) {
       phase(`prototype: ${v.variant}, 1 worker`);
@@ -222,7 +224,6 @@ async function main(): Promise<void> {
           chunkSizeRows,
           timeoutMs: runTimeoutMs,
           nodeArgs,
-          keyIndexPrototype: true,
           ...v,
         }),
       );
@@ -231,16 +232,14 @@ async function main(): Promise<void> {
 
   if (only.has('steps')) {
     result.steps = [];
-    for (const keyIndex of [false, true]) {
-      phase(
-        `Freshet's chunk steps in-process, stage by stage${keyIndex ? ', key-indexed temp table' : ''}`,
-      );
+    for (const jitOff of only.has('prototype') ? [false, true] : [false]) {
+      phase(`Freshet's chunk steps in-process, stage by stage${jitOff ? ', JIT off' : ''}`);
       result.steps.push(
         await withCpu(() =>
           profileSteps(m, {
             chunkSizeRows,
             concurrency: m.config.WORKER_CONCURRENCY,
-            keyIndex,
+            jitOff,
             upstreamRows: rows,
           }),
         ),

@@ -147,12 +147,13 @@ export function cpuSnapshot(workerPids: readonly number[] = []): CpuSeconds {
 /** `after - before`, with `other` = total minus the named components. */
 export function cpuDelta(before: CpuSeconds, after: CpuSeconds): CpuSeconds {
   const d = {} as CpuSeconds;
-  for (const k of Object.keys(before) as (keyof CpuSeconds)[])
-    d[k] = round(after[k] - before[k], 2);
-  d.other = round(
-    Math.max(0, d.total - d.postgres - d.elasticsearch - d.redis - d.workers - d.bench),
-    2,
-  );
+  // A negative delta means the process restarted meanwhile (e.g. Elasticsearch): unknown.
+  for (const k of Object.keys(before) as (keyof CpuSeconds)[]) {
+    const delta = after[k] - before[k];
+    d[k] = delta < 0 ? Number.NaN : round(delta, 2);
+  }
+  const named = [d.postgres, d.elasticsearch, d.redis, d.workers, d.bench].filter(Number.isFinite);
+  d.other = round(Math.max(0, d.total - named.reduce((a, b) => a + b, 0)), 2);
   return d;
 }
 

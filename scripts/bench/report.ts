@@ -40,7 +40,7 @@ export interface BenchResult {
     statements?: StatementProfile;
   };
   plan?: PlanScale;
-  /** Freshet's chunk steps run in-process stage by stage, as-is and with a key-indexed temp table. */
+  /** Freshet's chunk steps run in-process stage by stage, as-is and with JIT off. */
   steps?: WithCpu<StepsProfile>[];
   memory?: { tableRows: number[]; runs: FreshetRun[] };
   ratios: Record<string, number | null>;
@@ -95,7 +95,12 @@ function best<T>(items: readonly T[] | undefined, score: (t: T) => number): T | 
 
 const mib = 1024 * 1024;
 
-/** 'key-index, bulk=1' -> 'KeyIndexBulk1'. */
+/** ', with JIT off 0.42 x' when the what-if ran, else nothing. */
+function whatIf(value: number | null | undefined): string {
+  return value === null || value === undefined ? '' : `, with JIT off ${value.toFixed(2)} x`;
+}
+
+/** 'jit-off, bulk=1' -> 'JitOffBulk1'. */
 function camel(label: string): string {
   return label
     .split(/[^A-Za-z0-9]+/)
@@ -104,15 +109,17 @@ function camel(label: string): string {
     .join('');
 }
 
-/** Rows/s of one step in the in-process step profile (as-is or with the key-index what-if). */
-function stepRate(r: BenchResult, keyIndex: boolean, step: string): number | undefined {
-  return r.steps?.find((p) => p.keyIndex === keyIndex)?.stages.find((s) => s.step === step)
+/** Rows/s of one step in the in-process step profile ('as-is' or a what-if variant). */
+function stepRate(r: BenchResult, variant: string, step: string): number | undefined {
+  return r.steps?.find((p) => p.variant === variant)?.stages.find((s) => s.step === step)
     ?.rowsPerSec;
 }
 
 /** CPU seconds of the services and the Node processes doing the work (not other users'). */
 function ownCpu(cpu: CpuSeconds | undefined): number {
-  return cpu ? cpu.postgres + cpu.elasticsearch + cpu.redis + cpu.workers + cpu.bench : 0;
+  if (!cpu) return 0;
+  const sum = cpu.postgres + cpu.elasticsearch + cpu.redis + cpu.workers + cpu.bench;
+  return Number.isFinite(sum) ? sum : 0;
 }
 
 /** Fills in `ratios` and `goals` from the raw figures. */
@@ -134,12 +141,15 @@ export function evaluate(r: BenchResult): void {
 
   Object.assign(r.ratios, {
     indexVsEsCeiling: ratio(bestIndex?.index.rowsPerSec, r.esCeiling?.best.rowsPerSec),
-    indexStepInProcessVsEsCeiling: ratio(stepRate(r, false, 'index'), r.esCeiling?.best.rowsPerSec),
+    indexStepInProcessVsEsCeiling: ratio(
+      stepRate(r, 'as-is', 'index'),
+      r.esCeiling?.best.rowsPerSec,
+    ),
     copyStepInProcessVsCopyCeiling: ratio(
-      stepRate(r, false, 'copy'),
+      stepRate(r, 'as-is', 'copy'),
       r.copyCeiling?.best.rowsPerSec,
     ),
-    copyStepInProcessVsFdw: ratio(stepRate(r, false, 'copy'), r.fdw?.rowsPerSec),
+    copyStepInProcessVsFdw: ratio(stepRate(r, 'as-is', 'copy'), r.fdw?.rowsPerSec),
     copyVsCopyCeiling: ratio(bestCopy?.copy.rowsPerSec, r.copyCeiling?.best.rowsPerSec),
     copyVsFdw: ratio(bestCopy?.copy.rowsPerSec, r.fdw?.rowsPerSec),
     copyCeilingVsFdw: ratio(r.copyCeiling?.best.rowsPerSec, r.fdw?.rowsPerSec),
@@ -163,14 +173,16 @@ export function evaluate(r: BenchResult): void {
       ownCpu(fastest?.cpu) || undefined,
     ),
   });
-  r.ratios.whatIfKeyIndexIndexStepInProcessVsEsCeiling = ratio(
-    stepRate(r, true, 'index'),
-    r.esCeiling?.best.rowsPerSec,
-  );
-  r.ratios.whatIfKeyIndexCopyStepInProcessVsCopyCeiling = ratio(
-    stepRate(r, true, 'copy'),
-    r.copyCeiling?.best.rowsPerSec,
-  );
+  if (r.steps?.some((p) => p.variant === 'jit-off')) {
+    r.ratios.whatIfJitOffIndexStepInProcessVsEsCeiling = ratio(
+      stepRate(r, 'jit-off', 'index'),
+      r.esCeiling?.best.rowsPerSec,
+    );
+    r.ratios.whatIfJitOffCopyStepInProcessVsCopyCeiling = ratio(
+      stepRate(r, 'jit-off', 'copy'),
+      r.copyCeiling?.best.rowsPerSec,
+    );
+  }
   for (const p of r.prototypes ?? []) {
     const v = `whatIf${camel(p.variant)}`;
     r.ratios[`${v}IndexVsEsCeiling`] = ratio(p.index.rowsPerSec, r.esCeiling?.best.rowsPerSec);
@@ -190,7 +202,7 @@ export function evaluate(r: BenchResult): void {
       0.9,
       r.ratios.indexVsEsCeiling,
       'x',
-      `${where(bestIndex)}; index step alone in-process ${x2(r.ratios.indexStepInProcessVsEsCeiling)} x, with a key-indexed temp table ${x2(r.ratios.whatIfKeyIndexIndexStepInProcessVsEsCeiling)} x`,
+      `${where(bestIndex)}; index step alone in-process ${x2(r.ratios.indexStepInProcessVsEsCeiling)} x${whatIf(r.ratios.whatIfJitOffIndexStepInProcessVsEsCeiling)}`,
     ),
     goal(
       'copy >= 0.8 x copy ceiling',
@@ -198,7 +210,7 @@ export function evaluate(r: BenchResult): void {
       0.8,
       r.ratios.copyVsCopyCeiling,
       'x',
-      `${where(bestCopy)}; stages overlap, so a stage's span is the whole run; copy step alone in-process ${x2(r.ratios.copyStepInProcessVsCopyCeiling)} x, with a key-indexed temp table ${x2(r.ratios.whatIfKeyIndexCopyStepInProcessVsCopyCeiling)} x`,
+      `${where(bestCopy)}; stages overlap, so a stage's span is the whole run; copy step alone in-process ${x2(r.ratios.copyStepInProcessVsCopyCeiling)} x${whatIf(r.ratios.whatIfJitOffCopyStepInProcessVsCopyCeiling)}`,
     ),
     goal(
       'copy >= 2 x postgres_fdw',
@@ -224,7 +236,7 @@ export function evaluate(r: BenchResult): void {
       1,
       r.ratios.oneWorkerVsBaseline,
       'x',
-      `index stage rows/s; with a key-indexed temp table ${x2(r.ratios.whatIfKeyIndexOneWorkerVsBaseline)} x`,
+      `index stage rows/s${whatIf(r.ratios.whatIfJitOffOneWorkerVsBaseline)}`,
     ),
     goal(
       'orchestration <= 1 ms per chunk',
@@ -368,8 +380,8 @@ export function formatReport(r: BenchResult): string {
     );
     out.push(
       "(stage rows/s = rows / span of that step's attempts; per-job = rows / sum of attempt durations;",
-      ' what-if key-index = a btree on the key of the temp table from preflight on, prototyped with an',
-      ' event trigger in the scratch database)',
+      ' what-if jit-off = PostgreSQL JIT compilation off for the API database, prototyped with',
+      ' ALTER DATABASE on the scratch database)',
       '',
     );
   }
@@ -381,6 +393,7 @@ export function formatReport(r: BenchResult): string {
         'rows/s',
         'time',
         'chunk ms first->last quarter',
+        'CPU s pg/es/node',
         'peak heap',
         'top statement (time summed over jobs)',
       ],
@@ -389,11 +402,12 @@ export function formatReport(r: BenchResult): string {
       for (const st of p.stages) {
         const top = st.statements[0];
         rows.push([
-          `${p.keyIndex ? 'what-if key-index' : 'as-is'}, ${p.concurrency} at a time`,
+          `${p.variant === 'as-is' ? 'as-is' : `what-if ${p.variant}`}, ${p.concurrency} at a time`,
           st.step,
           int(st.rowsPerSec),
           sec(st.ms),
           `${int(st.firstQuarterMs)} -> ${int(st.lastQuarterMs)}`,
+          `${st.cpu.postgres.toFixed(1)}/${st.cpu.elasticsearch.toFixed(1)}/${st.cpu.bench.toFixed(1)}`,
           `${int(st.peakHeapMiB)} MiB`,
           top ? `${sec(top.ms)} x${top.calls} ${top.sql.slice(0, 60)}` : '',
         ]);
@@ -477,7 +491,8 @@ export function formatReport(r: BenchResult): string {
     cpuRows.push(['freshet empty chunks', run.endToEndMs, run.cpu]);
   }
   if (cpuRows.length > 0) {
-    const c = (n: number | undefined) => (n === undefined ? '' : n.toFixed(1));
+    const c = (n: number | undefined) =>
+      n === undefined ? '' : Number.isFinite(n) ? n.toFixed(1) : '?';
     out.push(
       table([
         [

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   buildIndexBody,
+  buildIndexName,
   chunkCount,
   cleanChunk,
   columnDefinitions,
@@ -21,7 +22,8 @@ import {
   type RefreshContext,
 } from '@freshet/core';
 import type pg from 'pg';
-import { now, perSecond } from './measure.js';
+import { cpuDelta, cpuSnapshot, now, perSecond, type CpuSeconds } from './measure.js';
+import { setScratchJit } from './prototype.js';
 import { statementShape } from './statements.js';
 import type { World } from './world.js';
 
@@ -42,6 +44,8 @@ export interface StepStage {
   /** Mean ms of a chunk in the first and the last quarter of the chunks. */
   readonly firstQuarterMs: number;
   readonly lastQuarterMs: number;
+  /** CPU seconds by component during the stage ('bench' = this process, the steps' Node side). */
+  readonly cpu: CpuSeconds;
   /** Peak V8 heap in use and peak Buffer memory of this process during the stage, MiB. */
   readonly peakHeapMiB: number;
   readonly peakBuffersMiB: number;
@@ -50,8 +54,8 @@ export interface StepStage {
 }
 
 export interface StepsProfile {
-  /** Whether the temp table had a btree on the key (a prototype of a proposed core change). */
-  readonly keyIndex: boolean;
+  /** 'as-is', or the prototype tried ('jit-off'). */
+  readonly variant: string;
   readonly concurrency: number;
   readonly chunkSizeRows: number;
   readonly stages: readonly StepStage[];
@@ -117,17 +121,19 @@ async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Prom
 /**
  * Runs Freshet's own chunk steps (copyChunk, cleanChunk, indexChunk from core) in this process
  * over every chunk of the table, one stage after the other with `concurrency` chunks at a time,
- * timing every SQL statement. No BullMQ, no run store: the data path alone. With `keyIndex`
- * the temp table gets a btree on the key before the copy, to measure that proposed change.
+ * timing every SQL statement. No BullMQ, no run store: the data path alone. The temp table is
+ * made as preflight makes it (with its build-time key index). With `jitOff` the API database's
+ * sessions run without JIT compilation, to measure that proposed change.
  */
 export async function profileSteps(
   world: World,
-  opts: { chunkSizeRows: number; concurrency: number; keyIndex: boolean; upstreamRows: number },
+  opts: { chunkSizeRows: number; concurrency: number; jitOff: boolean; upstreamRows: number },
 ): Promise<StepsProfile> {
   const { def, config } = world;
   const runId = newRunId();
   const names = refreshNames(def, 'production', runId, config.ELASTICSEARCH_INDEX_PREFIX);
   let stats: Stats = new Map();
+  if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, false);
   const dbs = createDatabases(config, 'freshet-bench-steps');
   instrument(dbs.catalog, () => stats);
   instrument(dbs.api, () => stats);
@@ -143,8 +149,9 @@ export async function profileSteps(
   const temp = ident(names.tempTable);
   await world.dbs.api.query(`DROP TABLE IF EXISTS ${temp}`);
   await world.dbs.api.query(`CREATE TABLE ${temp} (\n  ${columnDefinitions(def)}\n)`);
-  if (opts.keyIndex)
-    await world.dbs.api.query(`CREATE INDEX ON ${temp} (${ident(def.key.column)})`);
+  await world.dbs.api.query(
+    `CREATE INDEX ${ident(buildIndexName(names.tempTable))} ON ${temp} (${ident(def.key.column)})`,
+  );
   for (const index of [names.index, names.filteredIndex]) {
     await world.es.indices.create({ index, ...buildIndexBody(def) });
   }
@@ -164,6 +171,7 @@ export async function profileSteps(
         peakHeap = Math.max(peakHeap, mem.heapUsed);
         peakBuffers = Math.max(peakBuffers, mem.arrayBuffers);
       }, 20);
+      const cpuBefore = cpuSnapshot();
       const started = now();
       await parallel(
         ranges.map((range, chunk) => ({ range, chunk })),
@@ -193,6 +201,7 @@ export async function profileSteps(
         },
       );
       const ms = now() - started;
+      const cpu = cpuDelta(cpuBefore, cpuSnapshot());
       clearInterval(sampler);
       const quarter = Math.max(1, Math.floor(ranges.length / 4));
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -204,6 +213,7 @@ export async function profileSteps(
         rowsPerSec: perSecond(rows, ms),
         firstQuarterMs: mean(perChunk.slice(0, quarter)),
         lastQuarterMs: mean(perChunk.slice(-quarter)),
+        cpu,
         peakHeapMiB: peakHeap / 2 ** 20,
         peakBuffersMiB: peakBuffers / 2 ** 20,
         statements: [...stats]
@@ -214,6 +224,7 @@ export async function profileSteps(
     }
   } finally {
     await dbs.close();
+    if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, true);
     await world.dbs.api.query(`DROP TABLE IF EXISTS ${temp}`);
     await world.es.indices.delete({
       index: `${names.index},${names.filteredIndex}`,
@@ -221,7 +232,7 @@ export async function profileSteps(
     });
   }
   return {
-    keyIndex: opts.keyIndex,
+    variant: opts.jitOff ? 'jit-off' : 'as-is',
     concurrency: opts.concurrency,
     chunkSizeRows: opts.chunkSizeRows,
     stages,
