@@ -306,6 +306,16 @@ export function formatReport(r: BenchResult): string {
       c === r.copyCeiling?.best ? 'best' : '',
     ]);
   }
+  if (r.copyIntoIndexed) {
+    const c = r.copyIntoIndexed;
+    ref.push([
+      `same, into a key-indexed table (as the temp table), ${c.streams} stream(s)`,
+      int(c.rows),
+      sec(c.ms),
+      int(c.rowsPerSec),
+      'info',
+    ]);
+  }
   if (r.fdw)
     ref.push([
       'postgres_fdw INSERT ... SELECT',
