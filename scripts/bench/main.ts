@@ -9,7 +9,14 @@ import { baseline } from './baseline.js';
 import { binaryCopy, fdwCopy } from './copy-ceiling.js';
 import { buildBulkBodies, esCeiling } from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
-import { cpuDelta, cpuSnapshot, esSettled, loadAverage, type CpuSeconds } from './measure.js';
+import {
+  cpuDelta,
+  cpuSnapshot,
+  esSettled,
+  identifyElasticsearch,
+  loadAverage,
+  type CpuSeconds,
+} from './measure.js';
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
@@ -173,6 +180,7 @@ async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }
 
 async function main(): Promise<void> {
   const m = await world('m');
+  await identifyElasticsearch(m.es);
   const dataParts: Part[] = ['copy', 'fdw', 'freshet', 'prototype', 'steps', 'es', 'baseline'];
   if (dataParts.some((p) => only.has(p))) {
     phase(`seed ${rows} rows`);

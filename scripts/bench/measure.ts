@@ -96,6 +96,16 @@ export interface CpuSeconds {
 
 const ticksPerSecond = 100;
 
+/** The pid of the Elasticsearch node the benchmark uses (other java processes are 'other'). */
+let elasticsearchPid: string | undefined;
+
+/** Finds the pid of the Elasticsearch node behind `es` (a single-node cluster on this machine). */
+export async function identifyElasticsearch(es: EsClient): Promise<void> {
+  const info = await es.nodes.info({ metric: 'process' });
+  const pid = Object.values(info.nodes)[0]?.process?.id;
+  elasticsearchPid = pid === undefined ? undefined : String(pid);
+}
+
 function statFields(pid: string): { comm: string; own: number; children: number } | undefined {
   let text: string;
   try {
@@ -132,7 +142,8 @@ export function cpuSnapshot(workerPids: readonly number[] = []): CpuSeconds {
     const st = statFields(pid);
     if (!st) continue;
     if (st.comm === 'postgres') s.postgres += st.own + st.children;
-    else if (st.comm === 'java') s.elasticsearch += st.own;
+    else if (elasticsearchPid ? pid === elasticsearchPid : st.comm === 'java')
+      s.elasticsearch += st.own;
     else if (st.comm === 'redis-server') s.redis += st.own;
     else if (workers.has(pid)) s.workers += st.own;
     else if (pid === String(process.pid)) s.bench += st.own;
