@@ -524,7 +524,8 @@ export async function openCheckpoints(url: string): Promise<Checkpoints> {
             async () => {
               const { rows } = await holder.query<{ pid: number }>(
                 `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                   AND classid = 0 AND objid = $1 AND objsubid = 1`,
+                   AND classid = 0 AND objid = $1 AND objsubid = 1
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
                 [key],
               );
               pid = rows[0]?.pid;
@@ -710,6 +711,7 @@ export async function holdSource(url: string, step: string): Promise<SourceHold>
         async () => {
           const { rows } = await client.query<{ pid: number }>(
             `SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1
+               AND datname = current_database()
                AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
             [`freshet %.${step}`],
           );
