@@ -64,6 +64,8 @@ export interface RedisServer {
 export async function startRedisServer(opts: { password?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'freshet-redis-'));
+  // Removed by close(); and at exit, should a test end without reaching it.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const auth = opts.password ? ['-a', opts.password, '--no-auth-warning'] : [];
   let child: ChildProcess | undefined;
   let out = '';
@@ -641,6 +643,7 @@ export function faultDefinition(table: string, opts: { hostile?: boolean } = {})
 /** Writes a definitions file holding `definitions` (by media name) and the fault mapping. */
 export function writeFaultMedia(definitions: Record<string, unknown>): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'freshet-faults-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'fault.json'), JSON.stringify(faultMapping));
   const file = path.join(dir, 'media.json');
   writeFileSync(file, JSON.stringify(definitions));
