@@ -389,11 +389,15 @@ export function formatReport(r: BenchResult): string {
       ]),
     );
     out.push(
-      "(stage rows/s = rows / span of that step's attempts; per-job = rows / sum of attempt durations;",
-      ' what-if jit-off = PostgreSQL JIT compilation off for the API database, prototyped with',
-      ' ALTER DATABASE on the scratch database)',
-      '',
+      "(stage rows/s = rows / span of that step's attempts; per-job = rows / sum of attempt durations)",
     );
+    if (r.prototypes?.length) {
+      out.push(
+        '(what-if jit-off = PostgreSQL JIT compilation off for the API database, prototyped with',
+        ' ALTER DATABASE on the scratch database)',
+      );
+    }
+    out.push('');
   }
   if (r.steps && r.steps.length > 0) {
     const rows: string[][] = [
