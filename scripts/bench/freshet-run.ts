@@ -1,12 +1,5 @@
 import { startRefresh } from '../../apps/producer/src/refresh.js';
-import {
-  cpuDelta,
-  cpuSnapshot,
-  loadAverage,
-  perSecond,
-  RssSampler,
-  type CpuSeconds,
-} from './measure.js';
+import { CpuMeter, loadAverage, perSecond, RssSampler, type CpuSeconds } from './measure.js';
 import { setScratchJit } from './prototype.js';
 import { spawnWorker, type WorkerProcess } from './workers.js';
 import type { World } from './world.js';
@@ -154,8 +147,7 @@ export async function freshetRun(world: World, opts: FreshetRunOptions): Promise
   try {
     await Promise.all(procs.map((p) => p.ready()));
     const sampler = new RssSampler(() => procs.map((p) => p.pid));
-    const pids = procs.map((p) => p.pid);
-    const cpuBefore = cpuSnapshot(pids);
+    const meter = new CpuMeter(() => procs.map((p) => p.pid));
     runId = await startRefresh(
       { config: world.config, api: world.dbs.api, media: world.media, queues: world.queues },
       { media: world.def.name, chunkSizeRows: opts.chunkSizeRows, requestedBy: 'bench' },
@@ -167,7 +159,7 @@ export async function freshetRun(world: World, opts: FreshetRunOptions): Promise
         cause: err,
       });
     }
-    cpu = cpuDelta(cpuBefore, cpuSnapshot(pids));
+    cpu = meter.stop();
     const sampled = sampler.stop();
     peaks = procs.map((p) => sampled.get(p.pid) ?? 0);
     const t = sampler.timeline;

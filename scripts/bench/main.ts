@@ -10,8 +10,7 @@ import { binaryCopy, fdwCopy } from './copy-ceiling.js';
 import { buildBulkBodies, esCeiling } from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
 import {
-  cpuDelta,
-  cpuSnapshot,
+  CpuMeter,
   esSettled,
   identifyElasticsearch,
   loadAverage,
@@ -173,9 +172,9 @@ async function world(label: string, overrides: Record<string, string> = {}): Pro
 
 /** Runs `fn` and adds the CPU seconds each component used meanwhile. */
 async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }> {
-  const before = cpuSnapshot();
+  const meter = new CpuMeter();
   const value = await fn();
-  return { ...value, cpu: cpuDelta(before, cpuSnapshot()) };
+  return { ...value, cpu: meter.stop() };
 }
 
 async function main(): Promise<void> {

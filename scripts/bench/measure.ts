@@ -79,8 +79,9 @@ export class RssSampler {
   }
 }
 
-/** CPU seconds used, by component, over an interval (see {@link cpuSnapshot}). */
+/** CPU seconds used, by component, over an interval (see {@link CpuMeter}). */
 export interface CpuSeconds {
+  /** Backends of the benchmark's scratch databases. */
   postgres: number;
   elasticsearch: number;
   redis: number;
@@ -106,7 +107,7 @@ export async function identifyElasticsearch(es: EsClient): Promise<void> {
   elasticsearchPid = pid === undefined ? undefined : String(pid);
 }
 
-function statFields(pid: string): { comm: string; own: number; children: number } | undefined {
+function statFields(pid: string): { comm: string; own: number } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -115,57 +116,116 @@ function statFields(pid: string): { comm: string; own: number; children: number 
   }
   const close = text.lastIndexOf(')');
   const comm = text.slice(text.indexOf('(') + 1, close);
-  // Fields after the command: state is field 3; utime, stime, cutime, cstime are 14-17.
+  // Fields after the command: state is field 3; utime and stime are 14 and 15.
   const f = text.slice(close + 2).split(' ');
   const n = (i: number) => Number(f[i - 3] ?? 0);
-  return { comm, own: n(14) + n(15), children: n(16) + n(17) };
+  return { comm, own: n(14) + n(15) };
 }
 
-/**
- * A snapshot of CPU ticks by component: PostgreSQL (live processes plus what the postmaster
- * reaped from exited backends), Elasticsearch (java), Redis, the given worker pids, this process,
- * and the machine's total busy time.
- */
-export function cpuSnapshot(workerPids: readonly number[] = []): CpuSeconds {
-  const s: CpuSeconds = {
-    postgres: 0,
-    elasticsearch: 0,
-    redis: 0,
-    workers: 0,
-    bench: 0,
-    other: 0,
-    total: 0,
-  };
-  const workers = new Set(workerPids.map(String));
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const st = statFields(pid);
-    if (!st) continue;
-    if (st.comm === 'postgres') s.postgres += st.own + st.children;
-    else if (elasticsearchPid ? pid === elasticsearchPid : st.comm === 'java')
-      s.elasticsearch += st.own;
-    else if (st.comm === 'redis-server') s.redis += st.own;
-    else if (workers.has(pid)) s.workers += st.own;
-    else if (pid === String(process.pid)) s.bench += st.own;
+function cmdline(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
   }
+}
+
+function machineBusyTicks(): number {
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.split(/\s+/).slice(1) ?? [];
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu.map(Number);
-  s.total = user + nice + system + irq + softirq + steal;
-  for (const k of Object.keys(s) as (keyof CpuSeconds)[]) s[k] /= ticksPerSecond;
-  return s;
+  return user + nice + system + irq + softirq + steal;
 }
 
-/** `after - before`, with `other` = total minus the named components. */
-export function cpuDelta(before: CpuSeconds, after: CpuSeconds): CpuSeconds {
-  const d = {} as CpuSeconds;
-  // A negative delta means the process restarted meanwhile (e.g. Elasticsearch): unknown.
-  for (const k of Object.keys(before) as (keyof CpuSeconds)[]) {
-    const delta = after[k] - before[k];
-    d[k] = delta < 0 ? Number.NaN : round(delta, 2);
+type Component = 'postgres' | 'elasticsearch' | 'redis' | 'workers' | 'bench';
+
+/**
+ * CPU used by component over an interval, from /proc sampled every `intervalMs`: PostgreSQL
+ * backends of the benchmark's own databases (their process title names the database; shared
+ * background processes and other users' backends are 'other'), the Elasticsearch node in use,
+ * Redis, the given worker processes and this process. A process that exits between two
+ * samples loses at most one interval of CPU.
+ */
+export class CpuMeter {
+  private readonly first = new Map<string, number>();
+  private readonly last = new Map<string, number>();
+  private readonly kind = new Map<string, Component | null>();
+  /** PostgreSQL processes not (yet) showing one of our databases: looked at again a few times. */
+  private readonly pending = new Map<string, number>();
+  private readonly busyStart = machineBusyTicks();
+  private readonly timer: NodeJS.Timeout;
+  private initial = true;
+
+  constructor(
+    private readonly workerPids: () => readonly number[] = () => [],
+    private readonly dbMarker = 'freshet_bench_',
+    intervalMs = 50,
+  ) {
+    this.sample();
+    this.initial = false;
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
   }
-  const named = [d.postgres, d.elasticsearch, d.redis, d.workers, d.bench].filter(Number.isFinite);
-  d.other = round(Math.max(0, d.total - named.reduce((a, b) => a + b, 0)), 2);
-  return d;
+
+  private classify(pid: string, comm: string): Component | null {
+    if (this.workerPids().some((w) => String(w) === pid)) return 'workers';
+    if (pid === String(process.pid)) return 'bench';
+    if (elasticsearchPid ? pid === elasticsearchPid : comm === 'java') return 'elasticsearch';
+    if (comm === 'redis-server') return 'redis';
+    if (comm === 'postgres' && cmdline(pid).includes(this.dbMarker)) return 'postgres';
+    return null;
+  }
+
+  private sample(): void {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const known = this.kind.get(pid);
+      // Only our processes are read every time; the rest once (a backend's title names its
+      // database only after authentication, so those are looked at a few more times).
+      if (known === null && !this.pending.has(pid)) continue;
+      const st = statFields(pid);
+      if (!st) continue;
+      let kind = known;
+      if (!kind) {
+        kind = this.classify(pid, st.comm);
+        if (kind) {
+          this.pending.delete(pid);
+          // A process first seen after the start was born during the interval: from zero.
+          this.first.set(pid, this.initial ? st.own : 0);
+        } else if (st.comm === 'postgres') {
+          const looks = (this.pending.get(pid) ?? 0) + 1;
+          if (looks < 5 && !this.initial) this.pending.set(pid, looks);
+          else this.pending.delete(pid);
+        }
+        this.kind.set(pid, kind);
+      }
+      if (kind) this.last.set(pid, st.own);
+    }
+  }
+
+  /** CPU seconds by component since construction. */
+  stop(): CpuSeconds {
+    this.sample();
+    clearInterval(this.timer);
+    const s: CpuSeconds = {
+      postgres: 0,
+      elasticsearch: 0,
+      redis: 0,
+      workers: 0,
+      bench: 0,
+      other: 0,
+      total: (machineBusyTicks() - this.busyStart) / ticksPerSecond,
+    };
+    for (const [pid, last] of this.last) {
+      const kind = this.kind.get(pid);
+      // A pid reused by another process reads lower than its first sample: skip it.
+      const delta = last - (this.first.get(pid) ?? 0);
+      if (kind && delta >= 0) s[kind] += delta / ticksPerSecond;
+    }
+    const named = s.postgres + s.elasticsearch + s.redis + s.workers + s.bench;
+    s.other = Math.max(0, s.total - named);
+    for (const k of Object.keys(s) as (keyof CpuSeconds)[]) s[k] = round(s[k], 2);
+    return s;
+  }
 }
 
 /**

@@ -530,7 +530,7 @@ export function formatReport(r: BenchResult): string {
           c(cpu?.total),
         ]),
       ]),
-      '(node = the worker processes, or the benchmark process for the references; other = everything else on the machine)',
+      "(postgres = backends of the benchmark's own databases; node = the worker processes, or the benchmark process for the references; other = everything else on the machine, other users included)",
       '',
     );
   }

@@ -22,7 +22,7 @@ import {
   type RefreshContext,
 } from '@freshet/core';
 import type pg from 'pg';
-import { cpuDelta, cpuSnapshot, now, perSecond, type CpuSeconds } from './measure.js';
+import { CpuMeter, now, perSecond, type CpuSeconds } from './measure.js';
 import { setScratchJit } from './prototype.js';
 import { statementShape } from './statements.js';
 import type { World } from './world.js';
@@ -171,7 +171,7 @@ export async function profileSteps(
         peakHeap = Math.max(peakHeap, mem.heapUsed);
         peakBuffers = Math.max(peakBuffers, mem.arrayBuffers);
       }, 20);
-      const cpuBefore = cpuSnapshot();
+      const meter = new CpuMeter();
       const started = now();
       await parallel(
         ranges.map((range, chunk) => ({ range, chunk })),
@@ -201,7 +201,7 @@ export async function profileSteps(
         },
       );
       const ms = now() - started;
-      const cpu = cpuDelta(cpuBefore, cpuSnapshot());
+      const cpu = meter.stop();
       clearInterval(sampler);
       const quarter = Math.max(1, Math.floor(ranges.length / 4));
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
