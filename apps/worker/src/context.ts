@@ -8,6 +8,8 @@ import {
   loadMediaCatalog,
   parseSensitiveTerms,
   RunStore,
+  Slots,
+  BufferPool,
   type Config,
   type Logger,
   type RefreshContext,
@@ -37,6 +39,8 @@ export function createRefreshContext(
     sensitiveTerms: parseSensitiveTerms(readFileSync(config.SENSITIVE_TERMS_FILE, 'utf8')),
     logger,
     notifier,
+    bulkSlots: new Slots(config.INDEX_BULK_CONCURRENCY),
+    bulkBuffers: new BufferPool(config.INDEX_BULK_CONCURRENCY + 1),
     async close() {
       await notifier.close();
       await Promise.allSettled([dbs.close(), es.close()]);

@@ -19,6 +19,8 @@ export * from './refresh/preflight.js';
 export * from './refresh/copy.js';
 export * from './refresh/clean.js';
 export * from './refresh/index-chunk.js';
+export * from './refresh/bulk.js';
+export * from './refresh/copy-binary.js';
 export * from './refresh/finalize.js';
 export * from './refresh/promote.js';
 export * from './refresh/report.js';

@@ -143,12 +143,15 @@ export class JobScope {
     return client;
   }
 
-  /** Returns a client to its pool; after an abort the connection is discarded, not reused. */
-  release(client: pg.PoolClient): void {
+  /**
+   * Returns a client to its pool; after an abort, or with `discard` (it was left mid-COPY), the
+   * connection is closed, not reused.
+   */
+  release(client: pg.PoolClient, discard = false): void {
     const onError = this.clients.get(client);
     if (!onError) return;
     this.clients.delete(client);
-    if (this.signal.aborted) {
+    if (this.signal.aborted || discard) {
       client.release(true);
       return;
     }

@@ -7,6 +7,7 @@ import type { JobScope } from '../job-scope.js';
 import type { Logger } from '../logger.js';
 import type { MediaCatalog } from '../media.js';
 import type { RunStore } from '../run-store.js';
+import type { BufferPool, Slots } from './bulk.js';
 
 /** What every refresh step needs: settings, connections, media types and the run store. */
 export interface RefreshContext {
@@ -21,6 +22,13 @@ export interface RefreshContext {
   readonly admission?: AdmissionControl;
   /** Alerts on blocked, failed and succeeded runs (absent: none are sent). */
   readonly notifier?: Notifier;
+  /**
+   * Bulk requests in flight to Elasticsearch from this process, shared by its index jobs
+   * (INDEX_BULK_CONCURRENCY). Absent: each index job gets its own.
+   */
+  readonly bulkSlots?: Slots;
+  /** Request body buffers reused by this process's index jobs. */
+  readonly bulkBuffers?: BufferPool;
 }
 
 /** A refresh context bound to one job attempt: its connections are tagged and cancellable. */

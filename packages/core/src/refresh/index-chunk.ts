@@ -1,12 +1,12 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import type { Client } from '@elastic/elasticsearch';
-import Cursor from 'pg-cursor';
+import { to as copyTo } from 'pg-copy-streams';
 import { rangePredicate } from '../chunks.js';
 import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
-import { ident } from '../sql.js';
+import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
+import { BufferPool, BulkBody, sendBulk, Slots, type BulkFailure } from './bulk.js';
+import { BinaryCopyParser } from './copy-binary.js';
 import { documentExpression, sensitiveExpression } from './sql.js';
 
 export interface IndexResult {
@@ -33,47 +33,18 @@ export class BulkIndexError extends Error {
   }
 }
 
-/**
- * The bulk helper retries documents refused with 429, but not a bulk request refused as a whole
- * with 429 (the node's write queue is full): that failed the whole chunk, and under sustained load
- * every chunk again and again. Such requests are retried here with exponential backoff (0.5 s,
- * 1 s, ... about 30 s in all) before the chunk fails. A child client shares the parent's
- * connections; only its `bulk` is wrapped.
- */
-function retryingBulk(es: Client, signal: AbortSignal, retries = 6, waitMs = 500): Client {
-  const child = es.child({});
-  const bulk = child.bulk.bind(child) as (...args: unknown[]) => Promise<unknown>;
-  const retrying = async (...args: unknown[]): Promise<unknown> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await bulk(...args);
-      } catch (err) {
-        const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
-        if (status !== 429 || attempt >= retries || signal.aborted) throw err;
-        await delay(waitMs * 2 ** attempt, undefined, { signal }).catch(() => undefined);
-      }
-    }
-  };
-  Object.assign(child, { bulk: retrying });
-  return child;
-}
-
-interface Row {
-  id: string;
-  doc: string;
-  sensitive: boolean;
-}
-
-interface BulkItem {
-  index: string;
-  id: string;
-  doc: string;
+/** The bulk action line indexing the row `t` into `index` with `_id` = its key, as SQL text. */
+function actionLine(index: string, key: string): string {
+  const start = `{"index":{"_index":${JSON.stringify(index)},"_id":`;
+  return `${literal(start)} || to_json(t.${key}::text)::text || '}}' || E'\\n'`;
 }
 
 /**
- * Indexes one key range: reads the cleaned rows with a cursor (documents are built as JSON text
- * by PostgreSQL), and bulk-indexes them into the new index, and the non-sensitive ones into the
- * filtered index too, with `_id` = the row key so a retried chunk overwrites rather than doubles.
+ * Indexes one key range. PostgreSQL builds each row's bulk operations (action line and JSON
+ * document: one for the new index, and one for the filtered index when the row has no sensitive
+ * terms) and streams them with a binary COPY; their bytes go into bulk request bodies as they are,
+ * never decoded or re-serialized here. `_id` = the row key, so a retried chunk overwrites rather
+ * than doubles. Requests of all index jobs of the process share INDEX_BULK_CONCURRENCY slots.
  */
 export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<IndexResult> {
   const signal = ctx.scope.signal;
@@ -81,85 +52,122 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const key = ident(def.key.column);
-  const sql = `SELECT t.${key}::text AS id, ${documentExpression(def)} AS doc,
-      ${sensitiveExpression(def, ctx.sensitiveTerms)} AS sensitive
-    FROM ${ident(names.tempTable)} AS t WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}`;
+  // One row: the action line for the new index, the one for the filtered index (NULL when the
+  // row has sensitive terms), and the document line, sent once and copied into both operations.
+  const sql = `COPY (SELECT ${actionLine(names.index, key)},
+        CASE WHEN NOT ${sensitiveExpression(def, ctx.sensitiveTerms)} THEN ${actionLine(names.filteredIndex, key)} END,
+        ${documentExpression(def)} || E'\\n'
+      FROM ${ident(names.tempTable)} AS t
+      WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}) TO STDOUT (FORMAT binary)`;
 
-  const client = await ctx.scope.connect(ctx.dbs.api);
+  const slots = ctx.bulkSlots ?? new Slots(ctx.config.INDEX_BULK_CONCURRENCY);
+  const pool = ctx.bulkBuffers ?? new BufferPool(slots.size + 1);
+  const flushBytes = ctx.config.INDEX_BULK_FLUSH_BYTES;
   let rows = 0;
   let filtered = 0;
-  let items = 0;
-  try {
-    const cursor = client.query(new Cursor<Row>(sql));
-    async function* documents(): AsyncGenerator<BulkItem> {
-      let lost = false;
-      try {
-        for (;;) {
-          const batch = await cursor.read(1000).catch((err: unknown) => {
-            lost = true;
-            throw err;
-          });
-          if (batch.length === 0) return;
-          for (const row of batch) {
-            rows++;
-            items++;
-            yield { index: names.index, id: row.id, doc: row.doc };
-            if (!row.sensitive) {
-              filtered++;
-              items++;
-              yield { index: names.filteredIndex, id: row.id, doc: row.doc };
-            }
-          }
-        }
-      } finally {
-        // After a failed read the connection may be gone, and closing the cursor would wait
-        // forever for its answer; the connection is discarded when the client is released.
-        if (!lost) await cursor.close();
-      }
-    }
+  let ops = 0;
+  let succeeded = 0;
+  let failed = 0;
+  const samples: BulkFailure[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let sendError: unknown;
+  // Requests run while the next body is read; a failed one stops the reading.
+  const send = async (batch: BulkBody) => {
+    ops += batch.count;
+    const release = await slots.acquire(signal);
+    const request = sendBulk(ctx.es, batch, signal)
+      .then((outcome) => {
+        succeeded += outcome.succeeded;
+        failed += outcome.failed;
+        for (const s of outcome.samples) if (samples.length < 10) samples.push(s);
+      })
+      .catch((err: unknown) => {
+        sendError ??= err;
+      })
+      .finally(() => {
+        batch.dispose();
+        release();
+        inFlight.delete(request);
+      });
+    inFlight.add(request);
+  };
 
-    const failures: { id: string; index: string; status: number; error: unknown }[] = [];
-    let failedCount = 0;
-    const bulk = retryingBulk(ctx.es, signal).helpers.bulk<BulkItem>({
-      datasource: documents(),
-      onDocument: (item) => [{ index: { _index: item.index, _id: item.id } }, item.doc],
-      onDrop: (drop) => {
-        failedCount++;
-        if (failures.length < 10) {
-          const action = (drop.operation as { index?: { _index?: string; _id?: string } }).index;
-          failures.push({
-            id: action?._id ?? '?',
-            index: action?._index ?? '?',
-            status: drop.status,
-            error: drop.error,
-          });
-        }
-      },
-      flushBytes: ctx.config.INDEX_BULK_FLUSH_BYTES,
-      concurrency: ctx.config.INDEX_BULK_CONCURRENCY,
-      retries: 3,
-      wait: 1000,
-      refreshOnCompletion: false,
-    });
-    const onAbort = (): void => {
-      void bulk.abort();
+  const client = await ctx.scope.connect(ctx.dbs.api);
+  let streamed = false;
+  try {
+    const stream = client.query(copyTo(sql));
+    const parser = new BinaryCopyParser();
+    // Some room above the flush size, so one more row rarely makes the body grow.
+    const capacity = flushBytes + (flushBytes >> 3);
+    let batch = new BulkBody(capacity, pool);
+    let bad = false;
+    const onRow = (buf: Buffer, f: Int32Array) => {
+      const [
+        mainStart = -1,
+        mainEnd = -1,
+        copyStart = -1,
+        copyEnd = -1,
+        docStart = -1,
+        docEnd = -1,
+      ] = f;
+      if (mainStart < 0 || docStart < 0) {
+        bad = true;
+        return;
+      }
+      rows++;
+      batch.add(buf, mainStart, mainEnd, docStart, docEnd);
+      if (copyStart >= 0) {
+        filtered++;
+        batch.add(buf, copyStart, copyEnd, docStart, docEnd);
+      }
     };
-    signal.addEventListener('abort', onAbort, { once: true });
-    let stats;
     try {
-      stats = await bulk;
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        parser.push(chunk, onRow);
+        if (bad) throw new Error('index: a row without its bulk operation');
+        if (batch.bytes >= flushBytes) {
+          await send(batch);
+          batch = new BulkBody(capacity, pool);
+        }
+        if (sendError !== undefined) break;
+      }
+      if (sendError === undefined) {
+        parser.end();
+        streamed = true;
+        if (batch.count > 0) await send(batch);
+      }
     } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
-    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
-    if (failedCount > 0) throw new BulkIndexError(failedCount, failures);
-    if (stats.successful !== items) {
-      throw new Error(
-        `bulk indexing acknowledged ${stats.successful} of ${items} documents; the chunk is retried`,
-      );
+      // Stopping early (a failed request, an abort, a bad row) leaves the COPY running: the
+      // connection is discarded on release rather than reused mid-COPY.
+      if (!streamed) stream.destroy();
     }
   } finally {
-    ctx.scope.release(client);
+    await Promise.all([...inFlight]);
+    ctx.scope.release(client, !streamed);
+  }
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+  if (sendError !== undefined) {
+    throw sendError instanceof Error ? sendError : new Error(String(sendError));
+  }
+  if (failed > 0) {
+    throw new BulkIndexError(
+      failed,
+      samples.map((s) => {
+        const action = (JSON.parse(s.action) as { index?: { _index?: string; _id?: string } })
+          .index;
+        return {
+          id: action?._id ?? '?',
+          index: action?._index ?? '?',
+          status: s.status,
+          error: s.error,
+        };
+      }),
+    );
+  }
+  if (succeeded !== ops) {
+    throw new Error(
+      `bulk indexing acknowledged ${succeeded} of ${ops} documents; the chunk is retried`,
+    );
   }
   return { rows, filtered, ms: Date.now() - started };
 }

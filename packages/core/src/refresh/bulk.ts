@@ -1,0 +1,228 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@elastic/elasticsearch';
+
+/**
+ * A counting semaphore: at most `size` holders at once, the rest wait in order. A worker process
+ * shares one for its bulk requests, so however many index jobs it runs, no more than
+ * INDEX_BULK_CONCURRENCY requests are in flight to Elasticsearch (and in memory) at a time.
+ */
+export class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly size: number) {
+    if (!Number.isSafeInteger(size) || size < 1) throw new Error(`slots: size ${size} < 1`);
+    this.free = size;
+  }
+
+  /** Waits for a slot; call the returned function once to give it back. */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
+    if (this.free > 0) {
+      this.free--;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const grant = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const i = this.waiting.indexOf(grant);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal?.reason as Error);
+        };
+        this.waiting.push(grant);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+/**
+ * Reuses request body buffers: a fresh multi-megabyte buffer per request costs page faults on
+ * every first touch; a worker keeps a few (its requests in flight, plus one being filled).
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+
+  constructor(private readonly keep: number) {}
+
+  take(capacity: number): Buffer | undefined {
+    const i = this.free.findIndex((b) => b.length >= capacity);
+    return i < 0 ? undefined : this.free.splice(i, 1)[0];
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < this.keep && buf.length > 0) this.free.push(buf);
+  }
+}
+
+/**
+ * One bulk request body being filled: operations (each its NDJSON bytes, action line and document
+ * line) are copied in back to back, so sending it costs no serialization and no concatenation.
+ */
+export class BulkBody {
+  private buf: Buffer;
+  private used = 0;
+  /** End offset of each operation, to resend some of them. */
+  readonly ends: number[] = [];
+
+  constructor(
+    capacity: number,
+    private readonly pool?: BufferPool,
+  ) {
+    this.buf = pool?.take(capacity) ?? Buffer.allocUnsafeSlow(Math.max(1024, capacity));
+  }
+
+  /** Gives the memory back to the pool; the body must not be used afterwards. */
+  dispose(): void {
+    this.pool?.give(this.buf);
+    this.buf = Buffer.alloc(0);
+    this.used = 0;
+  }
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get count(): number {
+    return this.ends.length;
+  }
+
+  /** Adds one operation: its action line `src[start, end)` and document line `src[docStart, docEnd)`. */
+  add(src: Buffer, start: number, end: number, docStart: number, docEnd: number): void {
+    const need = this.used + (end - start) + (docEnd - docStart);
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    this.used += src.copy(this.buf, this.used, start, end);
+    this.used += src.copy(this.buf, this.used, docStart, docEnd);
+    this.ends.push(need);
+  }
+
+  /** The body as sent. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.used);
+  }
+
+  /** Operation i's bytes. */
+  op(i: number): Buffer {
+    return this.buf.subarray(i === 0 ? 0 : (this.ends[i - 1] ?? 0), this.ends[i]);
+  }
+}
+
+export interface BulkFailure {
+  /** The operation's action line. */
+  readonly action: string;
+  readonly status: number;
+  readonly error: unknown;
+}
+
+export interface BulkOutcome {
+  /** Operations Elasticsearch acknowledged (2xx). */
+  readonly succeeded: number;
+  /** Operations refused for good (a status other than 429, or 429 after every retry). */
+  readonly failed: number;
+  /** The first few failures. */
+  readonly samples: readonly BulkFailure[];
+}
+
+export interface BulkRetry {
+  /** Retries of a request refused as a whole with 429 (backoff 0.5 s, 1 s, ...). */
+  readonly requestRetries: number;
+  readonly requestWaitMs: number;
+  /** Retries of the operations a request refused one by one with 429. */
+  readonly itemRetries: number;
+  readonly itemWaitMs: number;
+}
+
+export const defaultBulkRetry: BulkRetry = {
+  requestRetries: 6,
+  requestWaitMs: 500,
+  itemRetries: 3,
+  itemWaitMs: 1000,
+};
+
+interface ItemResult {
+  status: number;
+  error?: unknown;
+}
+
+/** Only what is needed to tell each item's fate: ES serializes and we parse far less. */
+const FILTER_PATH = 'errors,items.*.status,items.*.error';
+
+function status(err: unknown): number | undefined {
+  return (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+}
+
+/**
+ * Sends `ops` (each an operation's NDJSON bytes: action line and document line) as one bulk
+ * request, without serializing anything per document,
+ * retrying a request refused as a whole with 429 and the operations refused one by one with 429;
+ * anything else refused is returned as failed, never dropped silently. Throws on a request that
+ * fails otherwise (network, 5xx after the client's own retries), so the chunk is retried.
+ */
+export async function sendBulk(
+  es: Client,
+  body: BulkBody,
+  signal: AbortSignal,
+  retry: BulkRetry = defaultBulkRetry,
+): Promise<BulkOutcome> {
+  let payload = body.view();
+  let pending = Array.from({ length: body.count }, (_, i) => i);
+  let succeeded = 0;
+  let failed = 0;
+  const samples: BulkFailure[] = [];
+  for (let round = 0; pending.length > 0; round++) {
+    let items: { [op: string]: ItemResult }[] | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await es.bulk({ body: payload, filter_path: FILTER_PATH } as never, { signal });
+        items = (res as { items?: { [op: string]: ItemResult }[] }).items;
+        break;
+      } catch (err) {
+        if (status(err) !== 429 || attempt >= retry.requestRetries || signal.aborted) throw err;
+        await delay(retry.requestWaitMs * 2 ** attempt, undefined, { signal });
+      }
+    }
+    if (items?.length !== pending.length) {
+      throw new Error(
+        `bulk request of ${pending.length} operations answered ${items?.length ?? 0} items; the chunk is retried`,
+      );
+    }
+    const again: number[] = [];
+    items.forEach((item, i) => {
+      const result = Object.values(item)[0];
+      const code = result?.status ?? 0;
+      const op = pending[i] ?? 0;
+      if (code >= 200 && code < 300) {
+        succeeded++;
+      } else if (code === 429 && round < retry.itemRetries) {
+        again.push(op);
+      } else {
+        failed++;
+        if (samples.length < 10) {
+          const bytes = body.op(op);
+          const action = bytes.subarray(0, Math.max(0, bytes.indexOf(10))).toString();
+          samples.push({ action, status: code, error: result?.error });
+        }
+      }
+    });
+    pending = again;
+    if (pending.length > 0) {
+      payload = Buffer.concat(pending.map((op) => body.op(op)));
+      await delay(retry.itemWaitMs, undefined, { signal });
+    }
+  }
+  return { succeeded, failed, samples };
+}
