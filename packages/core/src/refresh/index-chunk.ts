@@ -70,7 +70,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   let failed = 0;
   const samples: BulkFailure[] = [];
   const inFlight = new Set<Promise<void>>();
-  let sendError: unknown;
+  let sendError: Error | undefined;
   // Requests run while the next body is read; a failed one stops the reading.
   const send = async (batch: BulkBody) => {
     ops += batch.count;
@@ -82,7 +82,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
         for (const s of outcome.samples) if (samples.length < 10) samples.push(s);
       })
       .catch((err: unknown) => {
-        sendError ??= err;
+        sendError ??= err instanceof Error ? err : new Error(`bulk request failed: ${String(err)}`);
       })
       .finally(() => {
         batch.dispose();
@@ -146,9 +146,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
     ctx.scope.release(client, !streamed);
   }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
-  if (sendError !== undefined) {
-    throw sendError instanceof Error ? sendError : new Error(String(sendError));
-  }
+  if (sendError !== undefined) throw sendError;
   if (failed > 0) {
     throw new BulkIndexError(
       failed,
