@@ -106,16 +106,23 @@ function instrument(pool: pg.Pool, stats: () => Stats): void {
 
 async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>) {
   let next = 0;
-  await Promise.all(
+  const lanes = await Promise.allSettled(
     Array.from({ length: n }, async () => {
       for (;;) {
         const i = next++;
         const item = items[i];
         if (item === undefined) return;
-        await fn(item);
+        // After a failure the other lanes take no new items, and the failure is reported once
+        // they have stopped, so cleanup does not race them.
+        await fn(item).catch((err: unknown) => {
+          next = items.length;
+          throw err;
+        });
       }
     }),
   );
+  const failed = lanes.find((l) => l.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
