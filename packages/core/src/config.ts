@@ -73,6 +73,8 @@ const schema = z.object({
   CHUNK_BACKOFF_MS: nonNegativeInt.default(1000),
   FANOUT_BATCH_SIZE: positiveInt.default(500),
   WORKER_CONCURRENCY: positiveInt.default(2),
+  /** PostgreSQL JIT compilation for Freshet's sessions (off: it cost more than it saved per chunk). */
+  PG_JIT: bool.default(false),
   STAGE_CONCURRENCY: positiveInt.default(2),
   INDEX_BULK_FLUSH_BYTES: positiveInt.default(5_000_000),
   INDEX_BULK_CONCURRENCY: positiveInt.default(2),

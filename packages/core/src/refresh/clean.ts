@@ -75,7 +75,8 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
 
   const rows = await ctx.scope.transaction(ctx.dbs.api, async (client) => {
     // One pass to reject the rows that cannot be served, one pass to fix the rest: each reads the
-    // range once through the key index and rewrites only rows that change.
+    // range once through the key index and rewrites only rows that change. (The update joins its
+    // rows by ctid within the range: joined on ctid alone, each chunk hashed the whole table.)
     const urlFix = (col: string) =>
       `CASE WHEN ${col} <> '' AND ${col} !~ '^[a-zA-Z][a-zA-Z0-9+.-]*:' THEN 'https://' || ${col} ELSE ${col} END`;
     // A key twice in the range (the upstream table lacks a unique key) is not a row to pick
@@ -204,7 +205,7 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
             WHERE ${inRange}
          ), upd AS (
            UPDATE ${table} AS t SET ${sets.map((set, i) => `${set.column} = src.v${i}`).join(', ')}
-             FROM src WHERE t.ctid = src.tid AND (${flags.map((_, i) => `src.f${i}`).join(' OR ')})
+             FROM src WHERE ${inRange} AND t.ctid = src.tid AND (${flags.map((_, i) => `src.f${i}`).join(' OR ')})
            RETURNING 1)
          SELECT ${flags.map((_, i) => `count(*) FILTER (WHERE f${i})::bigint AS f${i}`).join(', ')}
                 ${tagCounts.map((c) => `, coalesce(sum(${c}), 0)::bigint AS ${c}`).join('')},
