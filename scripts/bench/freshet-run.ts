@@ -1,6 +1,5 @@
 import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { CpuMeter, loadAverage, perSecond, RssSampler, type CpuSeconds } from './measure.js';
-import { setScratchJit } from './prototype.js';
 import { spawnWorker, type WorkerProcess } from './workers.js';
 import type { World } from './world.js';
 
@@ -124,8 +123,6 @@ export interface FreshetRunOptions {
   readonly env?: Record<string, string>;
   /** Label of a variant (default 'as-is'). */
   readonly variant?: string;
-  /** Prototype: JIT off for the API database's sessions (see prototype.ts). */
-  readonly jitOff?: boolean;
 }
 
 /**
@@ -135,7 +132,6 @@ export interface FreshetRunOptions {
  */
 export async function freshetRun(world: World, opts: FreshetRunOptions): Promise<FreshetRun> {
   const env = { ...world.env, ...(opts.env ?? {}) };
-  if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, false);
   const procs: WorkerProcess[] = Array.from({ length: opts.workers }, () =>
     spawnWorker(env, opts.nodeArgs),
   );
@@ -169,7 +165,6 @@ export async function freshetRun(world: World, opts: FreshetRunOptions): Promise
   } finally {
     const stopped = await Promise.all(procs.map((p) => p.stop()));
     peaks = stopped.map((s, i) => Math.max(s.peakRssMiB, peaks[i] ?? 0));
-    if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, true);
   }
   const run = await world.store.getRun(runId);
   const rows = await stepRows(world, runId);

@@ -23,7 +23,6 @@ import {
 } from '@freshet/core';
 import type pg from 'pg';
 import { CpuMeter, now, perSecond, type CpuSeconds } from './measure.js';
-import { setScratchJit } from './prototype.js';
 import { statementShape } from './statements.js';
 import type { World } from './world.js';
 
@@ -54,7 +53,7 @@ export interface StepStage {
 }
 
 export interface StepsProfile {
-  /** 'as-is', or the prototype tried ('jit-off'). */
+  /** 'as-is', or the what-if tried ('jit-on'). */
   readonly variant: string;
   readonly concurrency: number;
   readonly chunkSizeRows: number;
@@ -129,19 +128,18 @@ async function parallel<T>(items: readonly T[], n: number, fn: (item: T) => Prom
  * Runs Freshet's own chunk steps (copyChunk, cleanChunk, indexChunk from core) in this process
  * over every chunk of the table, one stage after the other with `concurrency` chunks at a time,
  * timing every SQL statement. No BullMQ, no run store: the data path alone. The temp table is
- * made as preflight makes it (with its build-time key index). With `jitOff` the API database's
- * sessions run without JIT compilation, to measure that proposed change.
+ * made as preflight makes it (with its build-time key index). With `jit` the sessions run with
+ * PostgreSQL JIT compilation (PG_JIT), to measure that setting.
  */
 export async function profileSteps(
   world: World,
-  opts: { chunkSizeRows: number; concurrency: number; jitOff: boolean; upstreamRows: number },
+  opts: { chunkSizeRows: number; concurrency: number; jit: boolean; upstreamRows: number },
 ): Promise<StepsProfile> {
   const { def, config } = world;
   const runId = newRunId();
   const names = refreshNames(def, 'production', runId, config.ELASTICSEARCH_INDEX_PREFIX);
   let stats: Stats = new Map();
-  if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, false);
-  const dbs = createDatabases(config, 'freshet-bench-steps');
+  const dbs = createDatabases({ ...config, PG_JIT: opts.jit }, 'freshet-bench-steps');
   instrument(dbs.catalog, () => stats);
   instrument(dbs.api, () => stats);
   const ctx: RefreshContext = {
@@ -231,7 +229,6 @@ export async function profileSteps(
     }
   } finally {
     await dbs.close();
-    if (opts.jitOff) await setScratchJit(world.dbs.api, world.apiDb, true);
     await world.dbs.api.query(`DROP TABLE IF EXISTS ${temp}`);
     await world.es.indices.delete({
       index: `${names.index},${names.filteredIndex}`,
@@ -239,7 +236,7 @@ export async function profileSteps(
     });
   }
   return {
-    variant: opts.jitOff ? 'jit-off' : 'as-is',
+    variant: opts.jit ? 'jit-on' : 'as-is',
     concurrency: opts.concurrency,
     chunkSizeRows: opts.chunkSizeRows,
     stages,
