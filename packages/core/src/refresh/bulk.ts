@@ -70,17 +70,16 @@ export class BufferPool {
  * line) are copied in back to back, so sending it costs no serialization and no concatenation.
  */
 export class BulkBody {
-  private buf: Buffer;
+  /** Taken on the first operation (an empty chunk costs no buffer). */
+  private buf: Buffer = Buffer.alloc(0);
   private used = 0;
   /** End offset of each operation, to resend some of them. */
   readonly ends: number[] = [];
 
   constructor(
-    capacity: number,
+    private readonly capacity: number,
     private readonly pool?: BufferPool,
-  ) {
-    this.buf = pool?.take(capacity) ?? Buffer.allocUnsafeSlow(Math.max(1024, capacity));
-  }
+  ) {}
 
   /** Gives the memory back to the pool; the body must not be used afterwards. */
   dispose(): void {
@@ -100,6 +99,10 @@ export class BulkBody {
   /** Adds one operation: its action line `src[start, end)` and document line `src[docStart, docEnd)`. */
   add(src: Buffer, start: number, end: number, docStart: number, docEnd: number): void {
     const need = this.used + (end - start) + (docEnd - docStart);
+    if (this.buf.length === 0) {
+      this.buf =
+        this.pool?.take(this.capacity) ?? Buffer.allocUnsafeSlow(Math.max(1024, this.capacity));
+    }
     if (need > this.buf.length) {
       const grown = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
       this.buf.copy(grown, 0, 0, this.used);

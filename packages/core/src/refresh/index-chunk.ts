@@ -135,6 +135,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
         parser.end();
         streamed = true;
         if (batch.count > 0) await send(batch);
+        else batch.dispose();
       }
     } finally {
       // Stopping early (a failed request, an abort, a bad row) leaves the COPY running: the
