@@ -27,22 +27,29 @@ function arrayLiteral(values: readonly string[]): string {
   return `ARRAY[${values.map((v) => literal(v)).join(', ')}]::text[]`;
 }
 
-/** The reason a tag element `e` is dropped, as a SQL CASE (NULL keeps it). */
+/**
+ * The parts of a tag element `x.e` the rules read, each extracted once (behind an OFFSET 0 fence,
+ * so the planner does not inline them back into every use).
+ */
+const tagFields = `SELECT jsonb_typeof(x.e) AS et, jsonb_typeof(x.e -> 'name') AS nt, x.e ->> 'name' AS n,
+    lower(x.e ->> 'name') AS ln, x.e ? 'accuracy' AS has_a, x.e -> 'accuracy' AS aj,
+    jsonb_typeof(x.e -> 'accuracy') AS at, x.e ->> 'accuracy' AS a, x.e ->> 'provider' AS p OFFSET 0`;
+
+/** The reason a tag element (its {@link tagFields} `f`) is dropped, as a SQL CASE (NULL keeps it). */
 function tagReason(tags: NonNullable<MediaDefinition['cleaning']['tags']>): string {
-  const name = `lower(e ->> 'name')`;
-  const numericString = `(jsonb_typeof(e -> 'accuracy') = 'string' AND (e ->> 'accuracy') ~ '^\\s*[0-9]*\\.?[0-9]+\\s*$')`;
-  const accuracy = `CASE WHEN jsonb_typeof(e -> 'accuracy') = 'number' THEN (e -> 'accuracy')::float8
-    WHEN ${numericString} THEN (e ->> 'accuracy')::float8 END`;
+  const numericString = `(f.at = 'string' AND f.a ~ '^\\s*[0-9]*\\.?[0-9]+\\s*$')`;
+  const accuracy = `CASE WHEN f.at = 'number' THEN f.aj::float8
+    WHEN ${numericString} THEN f.a::float8 END`;
   const substrings = tags.denylistSubstrings.map((s) => `%${s.replace(/[\\%_]/g, '\\$&')}%`);
   return `CASE
-    WHEN jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'name') IS DISTINCT FROM 'string'
-      OR btrim(e ->> 'name') = '' OR length(e ->> 'name') > ${tags.maxNameLength}
-      OR (e ? 'accuracy' AND jsonb_typeof(e -> 'accuracy') <> 'null' AND jsonb_typeof(e -> 'accuracy') <> 'number' AND NOT ${numericString})
+    WHEN f.et <> 'object' OR f.nt IS DISTINCT FROM 'string'
+      OR btrim(f.n) = '' OR length(f.n) > ${tags.maxNameLength}
+      OR (f.has_a AND f.at <> 'null' AND f.at <> 'number' AND NOT ${numericString})
       THEN 'malformed'
     WHEN (${accuracy}) < ${Number(tags.minAccuracy)} THEN 'low-accuracy'
-    WHEN (e ->> 'provider') = ANY(${arrayLiteral(tags.denylistedProviders)}) THEN 'denylisted-provider'
-    WHEN ${name} = ANY(${arrayLiteral(tags.denylist.map((t) => t.toLowerCase()))})
-      OR ${name} LIKE ANY(${arrayLiteral(substrings.map((t) => t.toLowerCase()))}) THEN 'denylisted'
+    WHEN f.p = ANY(${arrayLiteral(tags.denylistedProviders)}) THEN 'denylisted-provider'
+    WHEN f.ln = ANY(${arrayLiteral(tags.denylist.map((t) => t.toLowerCase()))})
+      OR f.ln LIKE ANY(${arrayLiteral(substrings.map((t) => t.toLowerCase()))}) THEN 'denylisted'
     END`;
 }
 
@@ -194,7 +201,7 @@ export async function cleanChunk(ctx: JobContext, data: ChunkJobData): Promise<C
                  count(*) FILTER (WHERE r.reason = 'denylisted') AS denylisted
             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(${col}::jsonb) = 'array' THEN ${col}::jsonb ELSE '[]'::jsonb END)
                  WITH ORDINALITY AS x(e, o)
-            CROSS JOIN LATERAL (SELECT ${tagReason(tags)} AS reason) r) tg ON true`;
+            CROSS JOIN LATERAL (SELECT ${tagReason(tags)} AS reason FROM (${tagFields}) AS f) r) tg ON true`;
       const notArray = `${col} IS NOT NULL AND jsonb_typeof(${col}::jsonb) <> 'array'`;
       sets.push({
         column: ident(tags.column),
