@@ -1,5 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import pg from 'pg';
+import { literal } from './sql.js';
 
 /** A step ran past its deadline; its work was cancelled at the source before this was thrown. */
 export class DeadlineError extends Error {
@@ -115,8 +116,11 @@ export class JobScope {
     if (this.signal.aborted) throw this.signal.reason as Error;
   }
 
-  /** A client from `pool`, tagged with this job. Release it with {@link release}. */
-  async connect(pool: pg.Pool): Promise<pg.PoolClient> {
+  /**
+   * A client from `pool`, tagged with this job. Release it with {@link release}. `first` (SQL
+   * without parameters, e.g. `BEGIN`) is sent with the tag in one round trip.
+   */
+  async connect(pool: pg.Pool, first?: string): Promise<pg.PoolClient> {
     this.check();
     const url = (pool as unknown as { options: { connectionString: string } }).options
       .connectionString;
@@ -133,7 +137,8 @@ export class JobScope {
     }
     this.clients.set(client, onError);
     try {
-      await client.query('SELECT set_config($1, $2, false)', ['application_name', this.tag]);
+      const tag = `SET application_name = ${literal(this.tag)}`;
+      await client.query(first === undefined ? tag : `${tag}; ${first}`);
     } catch (err) {
       // Not handed out, so nobody else will release it: discard it here.
       this.clients.delete(client);
@@ -180,9 +185,8 @@ export class JobScope {
 
   /** Runs `fn` in a transaction on a tagged client. */
   async transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.connect(pool);
+    const client = await this.connect(pool, 'BEGIN');
     try {
-      await client.query('BEGIN');
       const result = await fn(client);
       await this.assertOwned();
       await client.query('COMMIT');

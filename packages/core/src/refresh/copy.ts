@@ -4,7 +4,7 @@ import { rangePredicate } from '../chunks.js';
 import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
-import { ident } from '../sql.js';
+import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
 
 export interface CopyResult {
@@ -38,26 +38,30 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
     : 'FALSE';
   const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
 
-  const source = await ctx.scope.connect(ctx.dbs.catalog);
-  const target = await ctx.scope.connect(ctx.dbs.api).catch((err: unknown) => {
-    ctx.scope.release(source);
-    throw err;
-  });
+  // One snapshot for the copy and the skipped counts, so they add up.
+  const source = await ctx.scope.connect(
+    ctx.dbs.catalog,
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  );
+  // Two attempts of one chunk (a stalled job re-run while the first still writes) take turns:
+  // the second waits for the lock, then deletes what the first committed, so rows are never
+  // doubled. The range starts afresh, and so do the clean's counts for it (see cleanChunk).
+  // Sent with the connection's tag in one round trip.
+  const target = await ctx.scope
+    .connect(
+      ctx.dbs.api,
+      `BEGIN;
+       SELECT pg_advisory_xact_lock(hashtext(${literal(`${data.runId}.c${data.chunk}`)}));
+       DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange};
+       UPDATE freshet.chunks SET result = result - 'clean'
+        WHERE run_id = ${literal(data.runId)} AND chunk = ${Number(data.chunk)}`,
+    )
+    .catch(async (err: unknown) => {
+      await source.query('ROLLBACK').catch(() => undefined);
+      ctx.scope.release(source);
+      throw err;
+    });
   try {
-    // One snapshot for the copy and the skipped counts, so they add up.
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await target.query('BEGIN');
-    // Two attempts of one chunk (a stalled job re-run while the first still writes) take turns:
-    // the second waits, then deletes what the first committed, so rows are never doubled.
-    await target.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
-      `${data.runId}.c${data.chunk}`,
-    ]);
-    await target.query(`DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange}`);
-    // The range starts afresh: so do the clean's counts for it (see cleanChunk).
-    await target.query(
-      `UPDATE freshet.chunks SET result = result - 'clean' WHERE run_id = $1 AND chunk = $2`,
-      [data.runId, data.chunk],
-    );
     const ingest = target.query(
       copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN (FORMAT binary)`),
     );
