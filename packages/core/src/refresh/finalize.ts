@@ -21,7 +21,8 @@ export class VerificationError extends UnrecoverableError {
 /**
  * Restores refresh and replicas on the new indices, refreshes them and verifies the counts exactly:
  * documents == temp table rows, filtered documents == rows without sensitive terms, and no key
- * twice in the table. Any mismatch fails the run before promotion.
+ * twice in the table; and that an empty build does not replace a live table with rows (unless
+ * FRESHET_ALLOW_DROP). Any problem fails the run before promotion.
  */
 export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
@@ -67,6 +68,18 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
     problems.push(
       `${names.filteredIndex} holds ${filteredDocs} documents but ${filteredRows} rows have no sensitive terms`,
     );
+  }
+  // An empty build would replace a live table that has rows with nothing (an upstream table
+  // emptied by accident, a wrong catalog URL): refused unless dropping everything is allowed.
+  if (tableRows === 0 && !ctx.config.FRESHET_ALLOW_DROP) {
+    const run = await ctx.store.getRun(data.runId);
+    const before = (run.counts?.before ?? {}) as Record<string, unknown>;
+    const liveRows = Object.values(before).reduce<number>((sum, n) => sum + Number(n), 0);
+    if (liveRows > 0) {
+      problems.push(
+        `the new build is empty but the live ${names.table} has ${liveRows} rows; refusing to replace it (FRESHET_ALLOW_DROP=true allows it)`,
+      );
+    }
   }
   if (problems.length > 0) {
     throw new VerificationError(`verification failed before promotion: ${problems.join('; ')}`);
