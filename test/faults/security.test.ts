@@ -279,6 +279,13 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
       { ...env, REDIS_URL: `redis://:${secrets.redis}x@127.0.0.1:${redis.port}` },
       15_000,
     );
+    // Nor the worker, whose Redis connections retried forever.
+    await run(
+      'wrong Redis password (worker)',
+      ['worker'],
+      { ...env, REDIS_URL: `redis://:${secrets.redis}x@127.0.0.1:${redis.port}` },
+      15_000,
+    );
     await worker.stop();
     outputs.push({ what: 'worker', out: worker.output(), ms: 0, code: null });
   });
@@ -301,6 +308,7 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
     'runs',
     'check',
     'wrong Redis password',
+    'wrong Redis password (worker)',
     'unreachable Redis',
     'unreachable Elasticsearch with credentials in the URL',
     'unreachable Elasticsearch with an API key',
@@ -315,11 +323,13 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
     });
   }
 
-  it('a wrong Redis password fails the command at once, with one line naming REDIS_URL', () => {
-    const o = outputs.find((x) => x.what === 'wrong Redis password');
-    assert.equal(o?.code, 1, o?.out);
-    assert.match(o?.out ?? '', /REDIS_URL/);
-  });
+  for (const what of ['wrong Redis password', 'wrong Redis password (worker)']) {
+    it(`${what}: fails the command at once, with one line naming REDIS_URL`, () => {
+      const o = outputs.find((x) => x.what === what);
+      assert.equal(o?.code, 1, o?.out);
+      assert.match(o?.out ?? '', /REDIS_URL/);
+    });
+  }
 
   it('no secret in the run store (runs, attempts, logs, audit, alerts)', async () => {
     let dump = '';

@@ -1,6 +1,7 @@
 import { FlowProducer, Queue, Worker } from 'bullmq';
 import {
   CHUNK_QUEUE,
+  checkRedis,
   createWorkerRedis,
   ensureRunStore,
   RunCancelledError,
@@ -24,6 +25,9 @@ export interface WorkerApp {
  */
 export async function startWorker(config: Config, logger: Logger): Promise<WorkerApp> {
   const log = logger.child({ app: 'worker' });
+  // Fail at once with the setting to fix (a wrong password or address), before opening anything:
+  // its connections would otherwise retry forever and keep the process alive.
+  await checkRedis(config);
   const ctx = createRefreshContext(config, log);
   await ensureRunStore(ctx.dbs.api);
   const connection = createWorkerRedis(config);
