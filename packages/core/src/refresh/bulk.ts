@@ -125,8 +125,9 @@ export class BulkBody {
 }
 
 export interface BulkFailure {
-  /** The operation's action line. */
-  readonly action: string;
+  /** The document's `_id` and index, from the operation's action line. */
+  readonly id: string;
+  readonly index: string;
   readonly status: number;
   readonly error: unknown;
 }
@@ -216,8 +217,14 @@ export async function sendBulk(
         failed++;
         if (samples.length < 10) {
           const bytes = body.op(op);
-          const action = bytes.subarray(0, Math.max(0, bytes.indexOf(10))).toString();
-          samples.push({ action, status: code, error: result?.error });
+          const line = bytes.subarray(0, Math.max(0, bytes.indexOf(10))).toString();
+          const action = (JSON.parse(line) as { index?: { _index?: string; _id?: string } }).index;
+          samples.push({
+            id: action?._id ?? '?',
+            index: action?._index ?? '?',
+            status: code,
+            error: result?.error,
+          });
         }
       }
     });

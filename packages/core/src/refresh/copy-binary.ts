@@ -8,12 +8,6 @@ const HEADER_BYTES = SIGNATURE.length + 8;
  */
 export type RowHandler = (buf: Buffer, fields: Int32Array) => void;
 
-/**
- * Splits a PostgreSQL binary COPY stream (`COPY ... TO STDOUT (FORMAT binary)`) into rows of raw
- * field bytes, without decoding them: a text field arrives as its UTF-8 bytes and can be sent on
- * as is. Feed it the stream's chunks in order; `onRow` gets each completed row's field offsets
- * (no copy, no allocation per row).
- */
 /** The length of the row (or trailer) at the start of `buf`, or -1 while its headers are not all in it. */
 function rowEnd(buf: Buffer): number {
   if (buf.length < 2) return -1;
@@ -28,6 +22,12 @@ function rowEnd(buf: Buffer): number {
   return p;
 }
 
+/**
+ * Splits a PostgreSQL binary COPY stream (`COPY ... TO STDOUT (FORMAT binary)`) into rows of raw
+ * field bytes, without decoding them: a text field arrives as its UTF-8 bytes and can be sent on
+ * as is. Feed it the stream's chunks in order; `onRow` gets each completed row's field offsets
+ * (no copy, no allocation per row).
+ */
 export class BinaryCopyParser {
   private pending: Buffer = Buffer.alloc(0);
   private headerRead = false;

@@ -22,7 +22,7 @@ export class BulkIndexError extends Error {
   override readonly name = 'BulkIndexError';
   constructor(
     readonly failed: number,
-    readonly samples: readonly { id: string; index: string; status: number; error: unknown }[],
+    readonly samples: readonly BulkFailure[],
   ) {
     super(
       `${failed} document(s) were rejected by Elasticsearch, e.g. ${samples
@@ -148,21 +148,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   }
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
   if (sendError !== undefined) throw sendError;
-  if (failed > 0) {
-    throw new BulkIndexError(
-      failed,
-      samples.map((s) => {
-        const action = (JSON.parse(s.action) as { index?: { _index?: string; _id?: string } })
-          .index;
-        return {
-          id: action?._id ?? '?',
-          index: action?._index ?? '?',
-          status: s.status,
-          error: s.error,
-        };
-      }),
-    );
-  }
+  if (failed > 0) throw new BulkIndexError(failed, samples);
   if (succeeded !== ops) {
     throw new Error(
       `bulk indexing acknowledged ${succeeded} of ${ops} documents; the chunk is retried`,
