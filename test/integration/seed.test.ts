@@ -2,7 +2,8 @@
 // the Openverse sample load and a 1,000,000-row synthetic load, checked for counts and dirt.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -12,6 +13,7 @@ import {
   loadConfig,
   loadMediaCatalog,
   repoRoot,
+  sampleFiles,
   seedSample,
   seedSynthetic,
   syntheticRates,
@@ -57,11 +59,11 @@ interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI against the scratch database. */
-function runCli(args: string[]): Promise<CliResult> {
+/** Runs the real CLI against the scratch database (`env` adds to or, when undefined, removes). */
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const child = spawn(process.execPath, [path.join(repoRoot, 'scripts/freshet.mjs'), ...args], {
     cwd: repoRoot,
-    env: { ...process.env, CATALOG_DATABASE_URL: dbUrl, LOG_LEVEL: 'silent' },
+    env: { ...process.env, CATALOG_DATABASE_URL: dbUrl, LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 120_000,
   });
@@ -89,6 +91,29 @@ after(async () => {
 
 describe('seed --sample', () => {
   let reports: SeedReport[];
+
+  it(
+    'ships the sample in the repository, as its MANIFEST lists it',
+    { timeout: 10_000 },
+    async () => {
+      const dir = loadConfig({}).FRESHET_SAMPLE_DIR;
+      assert.equal(
+        dir,
+        path.join(repoRoot, 'packages/core/sample'),
+        'the default is inside the repo',
+      );
+      const manifest = await readFile(path.join(dir, 'MANIFEST.md'), 'utf8');
+      for (const file of Object.values(sampleFiles)) {
+        const sha256 = createHash('sha256')
+          .update(await readFile(path.join(dir, file)))
+          .digest('hex');
+        assert.ok(
+          manifest.includes(`${sha256}  ${file}`),
+          `MANIFEST.md lists ${file} as ${sha256}`,
+        );
+      }
+    },
+  );
 
   it(
     'loads 1,899 image and 100 audio rows and marks a few live rows deleted',
@@ -329,6 +354,18 @@ describe('freshet seed (CLI)', () => {
     );
     assert.deepEqual(await snapshot(), before);
   });
+
+  it(
+    'loads the shipped sample when FRESHET_SAMPLE_DIR is unset',
+    { timeout: 120_000 },
+    async () => {
+      const result = await runCli(['seed', '--sample'], { FRESHET_SAMPLE_DIR: undefined });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^image: 1,899 rows \(525 removed, 14 deleted\) in .*\n/);
+      assert.match(result.stdout, /\naudio: 100 rows \(0 removed, 1 deleted\) in .*\n$/);
+      assert.equal(await count('SELECT count(*) AS n FROM image'), 1899);
+    },
+  );
 
   it('asks for exactly one of --sample and --rows', { timeout: 120_000 }, async () => {
     const result = await runCli(['seed', '--sample', '--rows', '5']);

@@ -65,7 +65,8 @@ const schema = z.object({
   SENSITIVE_TERMS_FILE: z
     .string()
     .default(path.join(repoRoot, 'packages/core/media/sensitive-terms.txt')),
-  FRESHET_SAMPLE_DIR: z.string().default(path.resolve(repoRoot, '../shared/openverse-sample')),
+  /** The Openverse sample rows of `freshet seed --sample`; default: the copy shipped in the repo. */
+  FRESHET_SAMPLE_DIR: z.string().default(path.join(repoRoot, 'packages/core/sample')),
   CHUNK_SIZE_ROWS: positiveInt.optional(),
   STAGING_ROW_CAP: positiveInt.default(100_000),
   STAGING_CHUNK_SIZE_ROWS: positiveInt.default(10_000),

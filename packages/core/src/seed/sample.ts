@@ -10,7 +10,12 @@ import type { MediaCatalog, MediaDefinition } from '../media.js';
 import { ident } from '../sql.js';
 import type { SeedReport } from './types.js';
 
-/** Sample CSV of each media type, relative to the sample directory (FRESHET_SAMPLE_DIR). */
+/**
+ * Sample CSV of each media type, relative to the sample directory (FRESHET_SAMPLE_DIR, default
+ * `packages/core/sample`, shipped with the repository; its MANIFEST.md names the source commits
+ * and licence). The paths mirror the Openverse repository's, so a full copy of the Openverse
+ * sample set works as the directory too.
+ */
 export const sampleFiles: Readonly<Record<string, string>> = Object.freeze({
   image: 'openverse-api/sample_data/sample_images_to_clean.csv',
   audio: 'openverse-api/sample_data/sample_audio_data.csv',
@@ -50,10 +55,11 @@ async function readHeader(file: string): Promise<string[]> {
 async function checkReadable(file: string, what: string): Promise<void> {
   try {
     await stat(file);
-  } catch {
+  } catch (err) {
     throw new UserError(
-      `${what} not found: ${file}; set FRESHET_SAMPLE_DIR to the openverse-sample folder`,
+      `${what} not found: ${file}; set FRESHET_SAMPLE_DIR to a folder holding ${Object.values(sampleFiles).join(' and ')} (default: the repository's packages/core/sample)`,
       1,
+      { cause: err },
     );
   }
 }
