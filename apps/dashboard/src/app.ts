@@ -6,9 +6,11 @@ import {
   dashboardRunUrl,
   ensureRunStore,
   startMonitor,
+  startReconciler,
   type Config,
   type Logger,
   type Monitor,
+  type Reconciler,
   type Notifier,
 } from '@freshet/core';
 import { openProducer, type Producer } from '../../producer/src/producer.js';
@@ -155,9 +157,14 @@ export async function startDashboard(
   let server: Server | undefined;
   let notifier: Notifier | undefined;
   let monitor: Monitor | undefined;
-  /** Stops the monitor, then lets alerts being sent finish; never throws. */
+  let reconciler: Reconciler | undefined;
+  /** Stops the monitor and the reconciler, then lets alerts being sent finish; never throws. */
   const stopAlerts = async () => {
-    for (const step of [() => monitor?.close(), () => notifier?.close()]) {
+    for (const step of [
+      () => reconciler?.close(),
+      () => monitor?.close(),
+      () => notifier?.close(),
+    ]) {
       try {
         await step();
       } catch (err) {
@@ -177,6 +184,14 @@ export async function startDashboard(
       notifier,
       logger: log,
       prefix: producer.queues.prefix,
+    });
+    reconciler = startReconciler({
+      api: producer.api,
+      queues: producer.queues,
+      prefix: producer.queues.prefix,
+      logger: log,
+      notifier,
+      intervalMs: config.RECONCILE_INTERVAL_MS,
     });
     const metrics = createMetrics({
       queues: producer.queues.all(),

@@ -35,7 +35,12 @@ export function createRefreshContext(
       { name: 'api', pool: dbs.api },
     ]),
     media: loadMediaCatalog(config.FRESHET_MEDIA_FILE),
-    store: new RunStore(dbs.api),
+    // The record of attempts, stages and runs survives a database that is away for a while.
+    store: new RunStore(dbs.api, {
+      retryMs: config.TRANSIENT_RETRY_MS,
+      onRetry: (err, delayMs) =>
+        logger.warn({ error: (err as Error).message, delayMs }, 'run store unreachable; retrying'),
+    }),
     sensitiveTerms: parseSensitiveTerms(readFileSync(config.SENSITIVE_TERMS_FILE, 'utf8')),
     logger,
     notifier,

@@ -6,6 +6,7 @@ import {
   ensureRunStore,
   RunCancelledError,
   STAGE_QUEUE,
+  startReconciler,
   subscribeControl,
   type Config,
   type Logger,
@@ -76,6 +77,20 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     await queue.setGlobalConcurrency(config.MAX_ACTIVE_CHUNKS);
     await queue.close();
   }
+  // Every worker keeps the run store true to BullMQ (many reconcilers are safe at once).
+  const reconcileQueues = {
+    stage: new Queue(STAGE_QUEUE, { connection, prefix }),
+    chunk: new Queue(CHUNK_QUEUE, { connection, prefix }),
+  };
+  for (const q of Object.values(reconcileQueues)) q.on('error', () => undefined);
+  const reconciler = startReconciler({
+    api: ctx.dbs.api,
+    queues: reconcileQueues,
+    prefix,
+    logger: log,
+    ...(ctx.notifier ? { notifier: ctx.notifier } : {}),
+    intervalMs: config.RECONCILE_INTERVAL_MS,
+  });
   log.info(
     {
       stageConcurrency: config.STAGE_CONCURRENCY,
@@ -89,8 +104,11 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     async close() {
       // Stop taking work first, then close in reverse order of creation.
       for (const step of [
+        () => reconciler.close(),
         () => chunkWorker.close(),
         () => stageWorker.close(),
+        () => reconcileQueues.stage.close(),
+        () => reconcileQueues.chunk.close(),
         () => flow.close(),
         () => subscriber.quit(),
         () => connection.quit(),

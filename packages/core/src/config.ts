@@ -101,6 +101,18 @@ const schema = z.object({
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
   STUCK_AFTER_MS: positiveInt.default(15 * 60_000),
   MONITOR_INTERVAL_MS: positiveInt.default(30_000),
+  /**
+   * How long work that is safe to repeat is retried while PostgreSQL or Elasticsearch is
+   * unreachable or restarting, before the job's outcome is final: every run-store write (an
+   * attempt's start and end, a stage's or a run's status) and the finalize, compare, promote and
+   * report stages.
+   */
+  TRANSIENT_RETRY_MS: nonNegativeInt.default(120_000),
+  /**
+   * How often workers and the dashboard compare active runs with their BullMQ jobs; a run with
+   * no live job seen twice in a row is blocked (so within about twice this), 0 turns it off.
+   */
+  RECONCILE_INTERVAL_MS: nonNegativeInt.default(20_000),
   FRESHET_SCHEDULES_FILE: z
     .string()
     .default(path.join(repoRoot, 'packages/core/config/schedules.json')),

@@ -53,16 +53,22 @@ export async function withTransaction<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  // A connection lost while checked out emits 'error' on the client: without a listener, a crash.
+  const onError = () => undefined;
+  client.on('error', onError);
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
     throw err;
   } finally {
-    client.release();
+    client.removeListener('error', onError);
+    // A connection that could not even roll back is discarded, not handed to the next caller.
+    client.release(broken);
   }
 }
 
@@ -75,5 +81,30 @@ export async function checkDatabase(pool: pg.Pool, setting: string, url: string)
       `cannot reach PostgreSQL at ${redactUrl(url)} (${setting}): ${(err as Error).message}`,
       { cause: err },
     );
+  }
+}
+
+/** The advisory lock every schema change of Freshet's store takes, so two never race. */
+export const schemaLock = 74657201;
+
+/**
+ * Runs schema DDL (`CREATE ... IF NOT EXISTS`) under {@link schemaLock}, so processes starting
+ * together never race on it. A session that could not unlock is discarded (closing it unlocks).
+ */
+export async function applySchema(pool: pg.Pool, sql: string): Promise<void> {
+  const client = await pool.connect();
+  // A connection lost while checked out emits 'error' on the client: without a listener, a crash.
+  const onError = () => undefined;
+  client.on('error', onError);
+  let broken: Error | undefined;
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [schemaLock]);
+    await client.query(sql);
+  } finally {
+    await client
+      .query('SELECT pg_advisory_unlock($1)', [schemaLock])
+      .catch((err: Error) => (broken = err));
+    client.removeListener('error', onError);
+    client.release(broken);
   }
 }

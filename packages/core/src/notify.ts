@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { SourceChange } from './refresh/report.js';
 import { ensureRunStore, type RunRow, type RunStatus } from './run-store.js';
+import { applySchema } from './db.js';
 
 /** What an alert is about. */
 export type AlertKind = 'failed' | 'blocked' | 'stuck' | 'succeeded';
@@ -351,14 +352,7 @@ CREATE TABLE IF NOT EXISTS freshet.alerts (
  */
 export async function ensureAlertStore(api: pg.Pool): Promise<void> {
   await ensureRunStore(api);
-  const client = await api.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock(74657201)');
-    await client.query(alertSchemaSql);
-  } finally {
-    await client.query('SELECT pg_advisory_unlock(74657201)').catch(() => undefined);
-    client.release();
-  }
+  await applySchema(api, alertSchemaSql);
 }
 
 /**

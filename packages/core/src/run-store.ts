@@ -1,5 +1,7 @@
 import type pg from 'pg';
 import type { KeyRange } from './chunks.js';
+import { applySchema } from './db.js';
+import { retryTransient } from './transient.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import type { Profile } from './names.js';
 import type { StageName } from './queues.js';
@@ -15,6 +17,12 @@ export const activeStatuses = [
 export type RunStatus = (typeof activeStatuses)[number] | 'succeeded' | 'failed' | 'cancelled';
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+/**
+ * How an attempt ended: `done`, `failed`, or `lost` (its worker died or its job stalled out
+ * before it could say; closed by the next attempt of the job or by the reconciler).
+ */
+export type AttemptStatus = 'running' | 'done' | 'failed' | 'lost';
 
 export interface RunRow {
   id: string;
@@ -123,14 +131,7 @@ CREATE TABLE IF NOT EXISTS freshet.audit (
 
 /** Creates the run store schema if missing (serialised by an advisory lock). */
 export async function ensureRunStore(api: pg.Pool): Promise<void> {
-  const client = await api.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock(74657201)');
-    await client.query(schemaSql);
-  } finally {
-    await client.query('SELECT pg_advisory_unlock(74657201)').catch(() => undefined);
-    client.release();
-  }
+  await applySchema(api, schemaSql);
 }
 
 export interface NewRun {
@@ -142,9 +143,42 @@ export interface NewRun {
   plan?: Record<string, unknown>;
 }
 
+/** Options of a {@link RunStore}. */
+export interface RunStoreOptions {
+  /**
+   * How long (ms) a write is retried while the database is unreachable or restarting (a
+   * transient error), with backoff; 0 (the default) tries once. Workers pass STORE_RETRY_MS, so
+   * the record of an attempt, a stage or a run survives a database that is away for a while.
+   */
+  readonly retryMs?: number;
+  /** Called before each retry of a write (to log it). */
+  readonly onRetry?: (err: unknown, delayMs: number) => void;
+}
+
 /** The run store: every run's state, stages, chunks, attempts and logs, in Postgres. */
 export class RunStore {
-  constructor(private readonly db: pg.Pool) {}
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly options: RunStoreOptions = {},
+  ) {}
+
+  /**
+   * A write, retried on transient errors within `retryMs`. Every write here is idempotent or
+   * made so (a retried createRun recognises its own run; a retried beginAttempt closes the
+   * row its first try may have left), so a retry after an unknown outcome is safe.
+   */
+  private write<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const run = () => this.db.query<R>(sql, params);
+    const budgetMs = this.options.retryMs ?? 0;
+    if (budgetMs <= 0) return run();
+    return retryTransient(run, {
+      budgetMs,
+      ...(this.options.onRetry ? { onRetry: this.options.onRetry } : {}),
+    });
+  }
 
   /**
    * Records a new queued run. Throws {@link ConflictError} if a run of the same media and
@@ -152,7 +186,7 @@ export class RunStore {
    */
   async createRun(run: NewRun): Promise<void> {
     try {
-      await this.db.query(
+      await this.write(
         `INSERT INTO freshet.runs (id, prefix, media, profile, status, requested_by, plan)
          VALUES ($1, $2, $3, $4, 'queued', $5, $6)`,
         [run.id, run.prefix, run.media, run.profile, run.requestedBy ?? null, run.plan ?? null],
@@ -160,6 +194,8 @@ export class RunStore {
     } catch (err) {
       if ((err as { code?: string }).code === '23505') {
         const active = await this.activeRun(run.prefix, run.media, run.profile);
+        // A retried insert whose first try committed (the answer was lost): the run is ours.
+        if (active?.id === run.id) return;
         throw new ConflictError(
           `a ${run.profile} refresh of ${run.media} is already ${active?.status ?? 'active'} (run ${active?.id ?? '?'}); wait for it, retry it or cancel it first`,
           { cause: err },
@@ -193,12 +229,12 @@ export class RunStore {
   }
 
   async deleteRun(id: string): Promise<void> {
-    await this.db.query('DELETE FROM freshet.runs WHERE id = $1', [id]);
+    await this.write('DELETE FROM freshet.runs WHERE id = $1', [id]);
   }
 
   /** Sets the run's status (and error); terminal statuses stamp finished_at. */
   async setStatus(id: string, status: RunStatus, error: string | null = null): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET status = $2, error = $3, updated_at = now(),
          started_at = CASE WHEN $2 = 'running' THEN coalesce(started_at, now()) ELSE started_at END,
          finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled') THEN now() ELSE NULL END
@@ -212,7 +248,7 @@ export class RunStore {
    * run's status so the caller can hold (paused) or drop (cancelled) the job.
    */
   async gate(id: string): Promise<{ status: RunStatus; waitingReason: string | null }> {
-    const { rows } = await this.db.query<{ status: RunStatus; waiting_reason: string | null }>(
+    const { rows } = await this.write<{ status: RunStatus; waiting_reason: string | null }>(
       `WITH u AS (
          UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
           WHERE id = $1 AND status = 'queued' RETURNING status)
@@ -227,7 +263,7 @@ export class RunStore {
 
   /** Records why the run's work waits (or clears it with null); only writes on a change. */
   async setWaiting(id: string, reason: string | null): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET waiting_reason = $2,
          waiting_since = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(waiting_since, now()) END,
          updated_at = now()
@@ -241,7 +277,7 @@ export class RunStore {
    * blocked run runs again; other chunks still finishing never unblock it by themselves.
    */
   async markRunning(id: string, fromBlocked = false): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET status = 'running', error = NULL, updated_at = now(),
          started_at = coalesce(started_at, now())
        WHERE id = $1 AND (status = 'queued' OR ($2 AND status = 'blocked'))`,
@@ -251,14 +287,14 @@ export class RunStore {
 
   /** Marks the run running at `stage` unless it is in a state a worker must not override. */
   async enterStage(id: string, stage: StageName): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET stage = $2, updated_at = now(),
          status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,
          started_at = coalesce(started_at, now())
        WHERE id = $1`,
       [id, stage],
     );
-    await this.db.query(
+    await this.write(
       `INSERT INTO freshet.stages (run_id, stage, status, started_at) VALUES ($1, $2, 'running', now())
        ON CONFLICT (run_id, stage) DO UPDATE SET status = 'running', error = NULL,
          started_at = coalesce(freshet.stages.started_at, now()), finished_at = NULL`,
@@ -273,7 +309,7 @@ export class RunStore {
     result: unknown = null,
     error: string | null = null,
   ): Promise<void> {
-    await this.db.query(
+    await this.write(
       `INSERT INTO freshet.stages (run_id, stage, status, started_at, finished_at, result, error)
        VALUES ($1, $2, $3, now(), now(), $4, $5)
        ON CONFLICT (run_id, stage) DO UPDATE SET status = $3, finished_at = now(),
@@ -283,14 +319,14 @@ export class RunStore {
   }
 
   async mergeCounts(id: string, counts: Record<string, unknown>): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET counts = coalesce(counts, '{}'::jsonb) || $2::jsonb, updated_at = now() WHERE id = $1`,
       [id, JSON.stringify(counts)],
     );
   }
 
   async setPlan(id: string, plan: Record<string, unknown>, chunkCount: number): Promise<void> {
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.runs SET plan = coalesce(plan, '{}'::jsonb) || $2::jsonb, chunk_count = $3, updated_at = now() WHERE id = $1`,
       [id, JSON.stringify(plan), chunkCount],
     );
@@ -301,7 +337,7 @@ export class RunStore {
     const batch = 5000;
     for (let i = 0; i < ranges.length; i += batch) {
       const part = ranges.slice(i, i + batch);
-      await this.db.query(
+      await this.write(
         `INSERT INTO freshet.chunks (run_id, chunk, range_start, range_end)
          SELECT $1, i, s, e FROM unnest($2::int[], $3::text[], $4::text[]) AS u(i, s, e)
          ON CONFLICT (run_id, chunk) DO NOTHING`,
@@ -328,7 +364,7 @@ export class RunStore {
   ): Promise<void> {
     const rowsColumn = step === 'copy' ? 'rows_copied' : step === 'index' ? 'rows_indexed' : null;
     const rows = typeof result?.rows === 'number' ? result.rows : null;
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.chunks SET ${step}_status = $3,
          result = result || $4::jsonb${rowsColumn ? `, ${rowsColumn} = coalesce($5, ${rowsColumn})` : ''}
        WHERE run_id = $1 AND chunk = $2`,
@@ -357,7 +393,9 @@ export class RunStore {
   /**
    * Starts an attempt in one round trip: passes the run's gate (a queued run becomes running),
    * records the attempt and marks the chunk step running, unless the run is paused, cancelled
-   * or awaiting approval (then nothing is recorded and `attemptId` is null).
+   * or awaiting approval (then nothing is recorded and `attemptId` is null). An earlier attempt
+   * of the same job still recorded as running is closed as `lost`: BullMQ runs a job once at a
+   * time, so its worker died (or its first try of this very call left it).
    */
   async beginAttempt(a: {
     runId: string;
@@ -372,7 +410,7 @@ export class RunStore {
       ? `, c AS (UPDATE freshet.chunks SET ${a.chunkStep}_status = 'running'
            WHERE run_id = $1 AND chunk = $4 AND EXISTS (SELECT 1 FROM ins) RETURNING 1)`
       : '';
-    const { rows } = await this.db.query<{
+    const { rows } = await this.write<{
       status: RunStatus;
       waiting_reason: string | null;
       attempt_id: number | null;
@@ -385,7 +423,11 @@ export class RunStore {
        ins AS (INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
                SELECT $1, $2, $3, $4, $5, $6, 'running' FROM r
                 WHERE r.status NOT IN ('paused', 'cancelled', 'awaiting-approval')
-               RETURNING id)${chunkUpdate}
+               RETURNING id),
+       lost AS (UPDATE freshet.attempts SET status = 'lost', finished_at = now(),
+                  ms = (extract(epoch FROM (now() - started_at)) * 1000)::int,
+                  error = 'lost: its worker stopped before the attempt ended (the job started again)'
+                 WHERE run_id = $1 AND job_id = $2 AND status = 'running' RETURNING 1)${chunkUpdate}
        SELECT r.status, r.waiting_reason, (SELECT id FROM ins) AS attempt_id FROM r`,
       [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
     );
@@ -411,7 +453,7 @@ export class RunStore {
     }
     const rowsColumn =
       chunk.step === 'copy' ? 'rows_copied' : chunk.step === 'index' ? 'rows_indexed' : null;
-    await this.db.query(
+    await this.write(
       `WITH a AS (
          UPDATE freshet.attempts SET status = 'done', finished_at = now(),
            ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, rows = $2, result = $3
@@ -423,6 +465,17 @@ export class RunStore {
     );
   }
 
+  /** Closes the attempts of `jobId` still recorded as running as `lost` (its worker is gone). */
+  async closeLostAttempts(runId: string, jobId: string, reason: string): Promise<number> {
+    const { rowCount } = await this.write(
+      `UPDATE freshet.attempts SET status = 'lost', finished_at = now(),
+         ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, error = $3
+        WHERE run_id = $1 AND job_id = $2 AND status = 'running'`,
+      [runId, jobId, reason],
+    );
+    return rowCount ?? 0;
+  }
+
   async startAttempt(a: {
     runId: string;
     jobId: string;
@@ -431,7 +484,7 @@ export class RunStore {
     attempt: number;
     worker: string;
   }): Promise<number> {
-    const { rows } = await this.db.query<{ id: number }>(
+    const { rows } = await this.write<{ id: number }>(
       `INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
        VALUES ($1, $2, $3, $4, $5, $6, 'running') RETURNING id`,
       [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
@@ -441,7 +494,7 @@ export class RunStore {
 
   async finishAttempt(
     attemptId: number,
-    status: 'done' | 'failed',
+    status: Exclude<AttemptStatus, 'running'>,
     result: unknown,
     error: string | null,
   ): Promise<void> {
@@ -449,7 +502,7 @@ export class RunStore {
       result && typeof (result as { rows?: unknown }).rows === 'number'
         ? (result as { rows: number }).rows
         : null;
-    await this.db.query(
+    await this.write(
       `UPDATE freshet.attempts SET status = $2, finished_at = now(),
          ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, rows = $3, result = $4, error = $5
        WHERE id = $1`,
@@ -464,7 +517,7 @@ export class RunStore {
     msg: string,
     fields?: Record<string, unknown>,
   ): Promise<void> {
-    await this.db.query(
+    await this.write(
       'INSERT INTO freshet.logs (run_id, job_id, level, msg, fields) VALUES ($1, $2, $3, $4, $5)',
       [runId, jobId, level, msg, fields ? JSON.stringify(fields) : null],
     );
@@ -476,7 +529,7 @@ export class RunStore {
     action: string,
     detail?: unknown,
   ): Promise<void> {
-    await this.db.query(
+    await this.write(
       'INSERT INTO freshet.audit (run_id, actor, action, detail) VALUES ($1, $2, $3, $4)',
       [runId, actor, action, detail === undefined ? null : JSON.stringify(detail)],
     );

@@ -1546,6 +1546,12 @@ function timelineChart(d) {
       h('span', { class: 'legend-item' }, h('span', { class: `swatch tl-${st}` }), `${st} attempt`),
     ),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch tl-failed' }), 'failed attempt'),
+    h(
+      'span',
+      { class: 'legend-item', title: 'its worker died or its job stalled out before it ended' },
+      h('span', { class: 'swatch tl-lost' }),
+      'lost attempt',
+    ),
     h('span', { class: 'legend-item' }, h('span', { class: 'swatch tl-pause' }), 'paused'),
     d.timeline.truncated
       ? h('span', { class: 'muted' }, ' (most recent chunk attempts only)')

@@ -6,7 +6,9 @@ import {
   runPreflight,
   runPromote,
   runReport,
+  retryTransient,
   StageJob,
+  VerificationError,
   type FanoutJobData,
   type JobContext,
   type RefreshContext,
@@ -59,6 +61,31 @@ const stageOfJob: Record<string, StageName> = {
   [StageJob.report]: 'report',
 };
 
+/** Finalize, compare, promote or report: the stages after the chunks, each idempotent. */
+async function runLateStage(ctx: JobContext, job: Job<RunJobData>): Promise<unknown> {
+  const { runId } = job.data;
+  switch (job.name) {
+    case StageJob.finalize:
+      return runFinalize(ctx, job.data);
+    case StageJob.compare: {
+      const report = await runCompare(ctx, job.data);
+      // Beyond the thresholds the run waits for an operator: promote is parked by the gate.
+      if (!report.withinThresholds) {
+        await ctx.store.setStatus(
+          runId,
+          'awaiting-approval',
+          `held for approval: ${report.reasons.join('; ')}`,
+        );
+      }
+      return report;
+    }
+    case StageJob.promote:
+      return runPromote(ctx, job.data);
+    default:
+      return runReport(ctx, job.data);
+  }
+}
+
 /** Processes stage jobs: preflight, the index fan-out, finalize, promote and report. */
 export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, active: ActiveJobs) {
   return async (job: Job<RunJobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
@@ -81,7 +108,7 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
           if (!isFanout) await ctx.store.finishStage(runId, stage, 'failed', null, err.message);
           await ctx.store.setStatus(
             runId,
-            err.name === 'VerificationError' ? 'failed' : 'blocked',
+            err instanceof VerificationError ? 'failed' : 'blocked',
             `${stage} failed: ${err.message}`,
           );
         },
@@ -89,28 +116,18 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
       async (jobCtx) => {
         if (isFanout) return fanOut(jobCtx, flow, job as Job<FanoutJobData>, token ?? '');
         await ctx.store.enterStage(runId, stage);
-        switch (job.name) {
-          case StageJob.preflight:
-            return runPreflight(jobCtx, job.data);
-          case StageJob.finalize:
-            return runFinalize(jobCtx, job.data);
-          case StageJob.compare: {
-            const report = await runCompare(jobCtx, job.data);
-            // Beyond the thresholds the run waits for an operator: promote is parked by the gate.
-            if (!report.withinThresholds) {
-              await ctx.store.setStatus(
-                runId,
-                'awaiting-approval',
-                `held for approval: ${report.reasons.join('; ')}`,
-              );
-            }
-            return report;
-          }
-          case StageJob.promote:
-            return runPromote(jobCtx, job.data);
-          default:
-            return runReport(jobCtx, job.data);
-        }
+        if (job.name === StageJob.preflight) return runPreflight(jobCtx, job.data);
+        // The later stages are safe to repeat: a database or Elasticsearch that is away for a
+        // while (a restart) is waited for within the attempt; only other errors end it.
+        return retryTransient(() => runLateStage(jobCtx, job), {
+          budgetMs: ctx.config.TRANSIENT_RETRY_MS,
+          signal: jobCtx.scope.signal,
+          onRetry: (err, delayMs) =>
+            ctx.logger.warn(
+              { runId, stage, delayMs, error: (err as Error).message },
+              'stage hit an unreachable service; retrying',
+            ),
+        });
       },
     );
     if (!isFanout) await ctx.store.finishStage(runId, stage, 'done', result);

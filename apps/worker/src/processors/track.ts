@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { DelayedError, UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import {
   DeadlineError,
+  isTransientError,
   JobScope,
   jobTag,
   RunCancelledError,
@@ -38,6 +39,7 @@ export async function blockStalledOut(
   const run = await ctx.store.getRun(runId);
   if (['succeeded', 'failed', 'cancelled'].includes(run.status)) return;
   const reason = `${STALLED_OUT} (its worker died ${job.stalledCounter} times)`;
+  await ctx.store.closeLostAttempts(runId, job.id ?? '?', `lost: ${reason}`);
   const chunk = (job.data as Partial<ChunkJobData>).chunk;
   if (typeof chunk === 'number') {
     const step = job.name as 'copy' | 'clean' | 'index';
@@ -98,6 +100,50 @@ export interface TrackOptions {
 }
 
 /**
+ * Before an attempt does any work: waits for headroom (the job is delayed, not failed), stops
+ * leftovers of an earlier attempt (a killed worker's queries) and records the attempt.
+ */
+async function beginTracked(
+  ctx: RefreshContext,
+  job: Job<RunJobData>,
+  token: string | undefined,
+  options: TrackOptions,
+) {
+  const { runId } = job.data;
+  const jobId = job.id ?? '?';
+  // Headroom first (cached): without it the job waits before anything is recorded.
+  if (options.heavy && ctx.admission) {
+    const admission = await ctx.admission.check();
+    if (!admission.ok) {
+      const { status } = await ctx.store.gate(runId);
+      if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
+      // No headroom: the work waits (it does not fail) and the run says why.
+      await ctx.store.setWaiting(runId, admission.reason);
+      await job.moveToDelayed(Date.now() + ctx.config.ADMISSION_RETRY_MS, token);
+      throw new DelayedError();
+    }
+  }
+  // A previous attempt may have died with queries still running: they must be gone first.
+  if (job.attemptsStarted > 1) {
+    const tag = jobTag(jobId);
+    await Promise.all(
+      [ctx.config.CATALOG_DATABASE_URL, ctx.config.API_DATABASE_URL].map((url) =>
+        stopTaggedBackends(url, tag),
+      ),
+    );
+  }
+  return ctx.store.beginAttempt({
+    runId,
+    jobId,
+    step: options.step,
+    chunk: options.chunk,
+    ...(options.chunkStep ? { chunkStep: options.chunkStep } : {}),
+    attempt: job.attemptsMade + 1,
+    worker: workerName,
+  });
+}
+
+/**
  * Runs one attempt of a job:
  * - the gate: a paused run's job is parked (delayed) and starts nothing; a cancelled run's job ends;
  * - leftovers of an earlier attempt (a killed worker's queries) are stopped before starting;
@@ -117,36 +163,17 @@ export async function tracked<T>(
 ): Promise<T> {
   const { runId } = job.data;
   const jobId = job.id ?? '?';
-  // Headroom first (cached): without it the job waits before anything is recorded.
-  if (options.heavy && ctx.admission) {
-    const admission = await ctx.admission.check();
-    if (!admission.ok) {
-      const { status } = await ctx.store.gate(runId);
-      if (status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
-      // No headroom: the work waits (it does not fail) and the run says why.
-      await ctx.store.setWaiting(runId, admission.reason);
-      await job.moveToDelayed(Date.now() + ctx.config.ADMISSION_RETRY_MS, token);
-      throw new DelayedError();
-    }
+  const log = ctx.logger.child({ runId, jobId, step: options.step, chunk: options.chunk });
+  let begun: Awaited<ReturnType<RefreshContext['store']['beginAttempt']>>;
+  try {
+    begun = await beginTracked(ctx, job, token, options);
+  } catch (err) {
+    if (err instanceof DelayedError || !isTransientError(err)) throw err;
+    // A database that is away before any work started costs no attempt: the job waits.
+    log.warn({ error: (err as Error).message }, 'a service is unreachable; the job waits');
+    await job.moveToDelayed(Date.now() + ctx.config.ADMISSION_RETRY_MS, token);
+    throw new DelayedError();
   }
-  const tag = jobTag(jobId);
-  // A previous attempt may have died with queries still running: they must be gone first.
-  if (job.attemptsStarted > 1) {
-    await Promise.all(
-      [ctx.config.CATALOG_DATABASE_URL, ctx.config.API_DATABASE_URL].map((url) =>
-        stopTaggedBackends(url, tag),
-      ),
-    );
-  }
-  const begun = await ctx.store.beginAttempt({
-    runId,
-    jobId,
-    step: options.step,
-    chunk: options.chunk,
-    ...(options.chunkStep ? { chunkStep: options.chunkStep } : {}),
-    attempt: job.attemptsMade + 1,
-    worker: workerName,
-  });
   if (begun.status === 'cancelled') throw new RunCancelledError(`run ${runId} was cancelled`);
   if (begun.attemptId === null) {
     // Paused or awaiting approval: park the job; resume or approve puts it back at once.
@@ -167,13 +194,12 @@ export async function tracked<T>(
   const onBullAbort = () => controller.abort(new RunCancelledError('job cancelled'));
   bullSignal?.addEventListener('abort', onBullAbort, { once: true });
   active.add(jobId, runId, controller);
-  const scope = new JobScope(tag, controller.signal, async () =>
+  const scope = new JobScope(jobTag(jobId), controller.signal, async () =>
     token === undefined
       ? true
       : (await job.extendLock(token, ctx.config.WORKER_LOCK_DURATION_MS)) === 1,
   );
 
-  const log = ctx.logger.child({ runId, jobId, step: options.step, chunk: options.chunk });
   try {
     let result: T;
     try {
@@ -201,22 +227,35 @@ export async function tracked<T>(
     }
     const e = err as Error;
     const final = isFinalAttempt(job, e);
-    await ctx.store.finishAttempt(attemptId, 'failed', null, `${e.name}: ${e.message}`);
-    await ctx.store.log(
-      runId,
-      jobId,
-      final ? 'error' : 'warn',
-      final ? 'attempt failed, no attempts left' : 'attempt failed, will retry',
-      {
-        step: options.step,
-        chunk: options.chunk,
-        attempt: job.attemptsMade + 1,
-        error: `${e.name}: ${e.message}`,
-      },
+    // The record of the failure is retried while the database is away (the store does); should
+    // it still fail, the job's outcome stands and the reconciler repairs the run later.
+    const record = async (what: string, write: () => Promise<void>) => {
+      try {
+        await write();
+      } catch (writeErr) {
+        log.error({ err: writeErr, what }, 'could not record a failed attempt');
+      }
+    };
+    await record('attempt', () =>
+      ctx.store.finishAttempt(attemptId, 'failed', null, `${e.name}: ${e.message}`),
+    );
+    await record('log', () =>
+      ctx.store.log(
+        runId,
+        jobId,
+        final ? 'error' : 'warn',
+        final ? 'attempt failed, no attempts left' : 'attempt failed, will retry',
+        {
+          step: options.step,
+          chunk: options.chunk,
+          attempt: job.attemptsMade + 1,
+          error: `${e.name}: ${e.message}`,
+        },
+      ),
     );
     log.warn({ error: e.message, errorName: e.name, final }, 'job attempt failed');
     if (final && !(e instanceof RunCancelledError)) {
-      await options.onFinalFailure(e);
+      await record('final failure', () => options.onFinalFailure(e));
       // Alerting must not hold the job: the notifier retries on its own and never rejects.
       void ctx.notifier?.notifyRunStatus(runId);
     }
