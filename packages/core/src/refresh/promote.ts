@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { getMedia } from '../media.js';
 import { refreshNames, type RefreshNames } from '../names.js';
-import type { RunJobData } from '../queues.js';
+import { jobIds, type RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
 import { buildIndexName } from './preflight.js';
@@ -35,6 +36,134 @@ async function tableComment(ctx: JobContext, table: string): Promise<string | nu
     [table, 'pg_class'],
   );
   return rows[0]?.c ?? null;
+}
+
+/**
+ * How long one statement of the table swap waits for a lock (ms). While the swap waits for its
+ * ACCESS EXCLUSIVE lock on the live table, every later query of that table queues behind it, so
+ * the wait is kept short: on timeout the swap rolls back (the queue drains) and tries again later.
+ * This bounds how long the API waits behind a promotion, however long a reader holds the table.
+ */
+const LOCK_TIMEOUT_MS = 500;
+/** Pause after the first lock timeout (ms); doubled after each one, up to the cap. */
+const LOCK_RETRY_FIRST_MS = 200;
+const LOCK_RETRY_MAX_MS = 5_000;
+/** SQLSTATE lock_not_available, raised when lock_timeout expires. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+const isLockTimeout = (err: unknown): boolean =>
+  (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
+
+/** The pause after the `n`th lock timeout (n >= 1): doubling, capped, with ±25 % jitter. */
+function lockRetryDelayMs(n: number): number {
+  const base = Math.min(LOCK_RETRY_MAX_MS, LOCK_RETRY_FIRST_MS * 2 ** (n - 1));
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+interface LockHolder {
+  pid: number | null;
+  relation: string;
+  state: string | null;
+  query: string | null;
+  held_s: number | null;
+}
+
+/**
+ * Why the swap waits: the sessions holding a lock on the live, temp or old table (the swap's own
+ * backend has rolled back, so pg_blocking_pids has nothing to say). Best effort: a failed lookup
+ * is reported in the reason, never thrown.
+ */
+async function lockWaitReason(ctx: JobContext, names: RefreshNames): Promise<string> {
+  const tables = [names.table, names.tempTable, names.oldTable].map((t) => ident(t));
+  try {
+    const { rows } = await ctx.scope.query<LockHolder>(
+      ctx.dbs.api,
+      `SELECT DISTINCT ON (l.pid) l.pid, l.relation::regclass::text AS relation, a.state,
+              left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80) AS query,
+              round(extract(epoch FROM now() - coalesce(a.xact_start, a.query_start)))::int AS held_s
+         FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'relation' AND l.granted AND l.pid IS DISTINCT FROM pg_backend_pid()
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.relation = ANY (ARRAY(SELECT to_regclass(t)::oid FROM unnest($1::text[]) AS t))
+        ORDER BY l.pid, a.xact_start`,
+      [tables],
+    );
+    if (rows.length === 0) {
+      return `promotion waits for a lock on ${names.table} (its holder was gone when looked up)`;
+    }
+    rows.sort((a, b) => (b.held_s ?? 0) - (a.held_s ?? 0));
+    const shown = rows.slice(0, 3).map((h) => {
+      const who = h.pid === null ? 'a prepared transaction' : `pid ${h.pid}`;
+      const what = [h.state, h.query].filter((part) => part !== null).join(': ');
+      return `${who}${what === '' ? '' : ` (${what})`}${h.held_s === null ? '' : ` for ${h.held_s} s`}`;
+    });
+    const more = rows.length > shown.length ? `; and ${rows.length - shown.length} more` : '';
+    const relations = [...new Set(rows.map((h) => h.relation))].join(', ');
+    const by = rows.length === 1 ? 'another session' : `${rows.length} other sessions`;
+    return `promotion waits for a lock on ${relations} (held by ${by}: ${shown.join('; ')}${more})`;
+  } catch (err) {
+    return `promotion waits for a lock on ${names.table} (holder unknown: ${(err as Error).message})`;
+  }
+}
+
+/**
+ * Swaps the temp table in for the live one in one transaction, taking each lock with a short
+ * lock_timeout. On a lock timeout it rolls back, records why the run waits and who holds the
+ * lock, and tries again after a growing pause, until the attempt's deadline or a cancel.
+ */
+async function swapTables(ctx: JobContext, runId: string, names: RefreshNames): Promise<void> {
+  const [live, temp, old] = [names.table, names.tempTable, names.oldTable].map((t) => ident(t));
+  const jobId = jobIds.stage(runId, 'promote');
+  const started = Date.now();
+  let waiting: string | null = null;
+  try {
+    for (let tries = 1; ; tries++) {
+      ctx.scope.check();
+      try {
+        await ctx.scope.transaction(ctx.dbs.api, async (client) => {
+          await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT_MS}ms'`);
+          // Tables nobody else reads first, the live table last: once it is locked nothing in
+          // the transaction waits any more, so queries of it queue only for the swap itself.
+          await client.query(`LOCK TABLE ${temp} IN ACCESS EXCLUSIVE MODE`);
+          await client.query(`DROP TABLE IF EXISTS ${old}`);
+          await client.query(`ALTER TABLE IF EXISTS ${live} RENAME TO ${old}`);
+          await client.query(`ALTER TABLE ${temp} RENAME TO ${live}`);
+          await client.query(`DROP TABLE IF EXISTS ${old}`);
+        });
+      } catch (err) {
+        if (!isLockTimeout(err)) throw err;
+        const reason = await lockWaitReason(ctx, names);
+        if (waiting === null) {
+          await ctx.store.log(runId, jobId, 'warn', 'promotion waits for a lock', { reason });
+        }
+        waiting = reason;
+        await ctx.store.setWaiting(runId, reason);
+        await delay(lockRetryDelayMs(tries), undefined, { signal: ctx.scope.signal }).catch(
+          (e: unknown) => {
+            if (!ctx.scope.signal.aborted) throw e;
+          },
+        );
+        continue;
+      }
+      if (waiting !== null) {
+        await ctx.store.setWaiting(runId, null);
+        await ctx.store.log(runId, jobId, 'info', 'promotion took its locks', {
+          table: names.table,
+          tries,
+          waitedMs: Date.now() - started,
+        });
+      }
+      return;
+    }
+  } catch (err) {
+    // The run is blocked or cancelled now: it no longer waits for the lock.
+    if (waiting !== null) {
+      await ctx.store.setWaiting(runId, null).catch((e: unknown) => {
+        ctx.logger.warn({ err: e, runId }, 'could not clear the waiting reason');
+      });
+    }
+    throw err;
+  }
 }
 
 /** Indices currently holding `alias`. */
@@ -98,24 +227,10 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
       `DROP INDEX IF EXISTS ${ident(buildIndexName(names.tempTable))}`,
     );
     await ctx.scope.query(ctx.dbs.api, `ANALYZE ${temp}`);
-    const client = await ctx.scope.connect(ctx.dbs.api);
-    try {
-      await client.query('BEGIN');
-      await client.query(`DROP TABLE IF EXISTS ${ident(names.oldTable)}`);
-      await client.query(
-        `ALTER TABLE IF EXISTS ${ident(names.table)} RENAME TO ${ident(names.oldTable)}`,
-      );
-      await client.query(`ALTER TABLE ${temp} RENAME TO ${ident(names.table)}`);
-      await client.query(`DROP TABLE IF EXISTS ${ident(names.oldTable)}`);
-      await ctx.scope.assertOwned();
-      await client.query('COMMIT');
-      tableSwapped = true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      ctx.scope.release(client);
-    }
+    // The statements above lock only the temp table, which no query of the API reads; the swap
+    // is the one that locks the live table.
+    await swapTables(ctx, data.runId, names);
+    tableSwapped = true;
   } else if ((await tableComment(ctx, names.table)) !== marker) {
     throw new Error(
       `neither ${names.tempTable} nor ${names.table} belongs to run ${data.runId}; nothing to promote`,
