@@ -389,6 +389,61 @@ describe('alerts', { timeout: 300_000 }, () => {
   );
 
   it(
+    'a step running longer than STUCK_AFTER_MS is not stuck while it reports progress',
+    { timeout: 60_000 },
+    async () => {
+      // Two runs, each with one step that started 30 min ago (as far as the store knows) and
+      // still runs; one of them reported progress just now.
+      const moving = await syntheticRun('movingmedia', 'running');
+      const silent = await syntheticRun('silentmedia', 'running');
+      const attempts: number[] = [];
+      for (const runId of [moving, silent]) {
+        await t.store.enterStage(runId, 'index');
+        const { attemptId } = await t.store.beginAttempt({
+          runId,
+          jobId: `${runId}.c0.index`,
+          step: 'index',
+          chunk: 0,
+          attempt: 1,
+          worker: 'host:1',
+        });
+        assert.ok(attemptId !== null);
+        attempts.push(attemptId);
+        await t.dbs.api.query(
+          `UPDATE freshet.runs SET created_at = now() - interval '30 min',
+             started_at = now() - interval '30 min', updated_at = now() - interval '30 min' WHERE id = $1;`,
+          [runId],
+        );
+        await t.dbs.api.query(
+          `UPDATE freshet.stages SET started_at = now() - interval '30 min' WHERE run_id = $1`,
+          [runId],
+        );
+        await t.dbs.api.query(
+          `UPDATE freshet.attempts SET started_at = now() - interval '30 min' WHERE run_id = $1`,
+          [runId],
+        );
+      }
+      await t.store.recordProgress(attempts[0] as number);
+      const { rows } = await t.dbs.api.query<{ now: Date }>('SELECT now()');
+      const dbNow = (rows[0] as { now: Date }).now.getTime();
+      const clocked = startMonitor({
+        config: t.config,
+        api: t.dbs.api,
+        notifier,
+        logger: t.logger,
+        prefix: t.config.FRESHET_QUEUE_PREFIX,
+        now: () => new Date(dbNow + 60_000),
+        intervalMs: 0,
+      });
+      extra.push(clocked);
+      const { stuck } = await clocked.tick();
+      assert.ok(stuck.includes(silent), 'the step that stopped reporting is stuck');
+      assert.ok(!stuck.includes(moving), 'the step that reports progress is not');
+      for (const runId of [moving, silent]) await t.store.setStatus(runId, 'cancelled');
+    },
+  );
+
+  it(
     'retries a receiver that answers 500, and delivers on its 200',
     { timeout: 60_000 },
     async () => {

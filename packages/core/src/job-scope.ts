@@ -84,6 +84,8 @@ export class JobScope {
   private readonly clients = new Map<pg.PoolClient, () => void>();
   private readonly urls = new Set<string>();
   private stopping: Promise<unknown> | undefined;
+  /** When the work last reported progress (ms since the epoch), or 0. */
+  progressAt = 0;
 
   constructor(
     readonly tag: string,
@@ -109,6 +111,15 @@ export class JobScope {
     if (!(await this.owned())) {
       throw new Error(`${this.tag} lost its job lock (stalled and taken over); rolled back`);
     }
+  }
+
+  /**
+   * Says the work is moving (rows streamed, a bulk answered, one more index built): cheap, call
+   * it as often as you like; the attempt's runner records it now and then, so a long step that
+   * keeps moving is never reported stuck.
+   */
+  reportProgress(): void {
+    this.progressAt = Date.now();
   }
 
   /** Throws the abort reason if the attempt was aborted. */

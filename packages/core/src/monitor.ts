@@ -44,7 +44,8 @@ export interface Monitor {
 const runningShown = 5;
 
 /**
- * The last sign of progress of run `r`: its own updates and every stage and attempt start or end.
+ * The last sign of progress of run `r`: its own updates, every stage and attempt start or end,
+ * and the progress a long attempt reports while it runs.
  * The episode is the same instant as exact text (microseconds), the key of a stuck alert.
  */
 const stuckRunsSql = `
@@ -54,7 +55,7 @@ SELECT r.*, p.last_progress,
  CROSS JOIN LATERAL (
    SELECT GREATEST(r.created_at, r.updated_at, r.started_at,
      (SELECT max(GREATEST(s.started_at, s.finished_at)) FROM freshet.stages s WHERE s.run_id = r.id),
-     (SELECT max(GREATEST(a.started_at, a.finished_at)) FROM freshet.attempts a WHERE a.run_id = r.id)
+     (SELECT max(GREATEST(a.started_at, a.finished_at, a.progress_at)) FROM freshet.attempts a WHERE a.run_id = r.id)
    ) AS last_progress) p
  WHERE r.prefix = $1 AND r.status IN ('queued', 'running') AND p.last_progress < $2
  ORDER BY p.last_progress`;

@@ -109,6 +109,7 @@ CREATE TABLE IF NOT EXISTS freshet.attempts (
   error text
 );
 CREATE INDEX IF NOT EXISTS attempts_run ON freshet.attempts (run_id, step, chunk);
+ALTER TABLE freshet.attempts ADD COLUMN IF NOT EXISTS progress_at timestamptz;
 CREATE TABLE IF NOT EXISTS freshet.logs (
   id bigserial PRIMARY KEY,
   run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
@@ -462,6 +463,17 @@ export class RunStore {
          result = result || jsonb_build_object($6::text, $3::jsonb)${rowsColumn ? `, ${rowsColumn} = coalesce($2, ${rowsColumn})` : ''}
         WHERE run_id = $4 AND chunk = $5`,
       [attemptId, rows, json, chunk.runId, chunk.chunk, chunk.step],
+    );
+  }
+
+  /**
+   * Records that a running attempt made progress (rows streamed, a bulk answered): a long step
+   * that keeps reporting it is not stuck.
+   */
+  async recordProgress(attemptId: number): Promise<void> {
+    await this.write(
+      `UPDATE freshet.attempts SET progress_at = now() WHERE id = $1 AND status = 'running'`,
+      [attemptId],
     );
   }
 

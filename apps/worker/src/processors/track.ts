@@ -200,6 +200,19 @@ export async function tracked<T>(
       : (await job.extendLock(token, ctx.config.WORKER_LOCK_DURATION_MS)) === 1,
   );
 
+  // A long step's progress is recorded now and then, so it is not taken for a stuck one.
+  let recorded = 0;
+  const heartbeat = setInterval(
+    () => {
+      if (scope.progressAt <= recorded) return;
+      recorded = scope.progressAt;
+      ctx.store
+        .recordProgress(attemptId)
+        .catch((err: unknown) => log.warn({ err }, 'could not record progress'));
+    },
+    Math.min(Math.max(ctx.config.STUCK_AFTER_MS / 4, 1000), 60_000),
+  );
+  heartbeat.unref();
   try {
     let result: T;
     try {
@@ -209,6 +222,7 @@ export async function tracked<T>(
       throw controller.signal.aborted ? (controller.signal.reason as Error) : err;
     } finally {
       clearTimeout(timer);
+      clearInterval(heartbeat);
       await scope.settle();
     }
     scope.check();

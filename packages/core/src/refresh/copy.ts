@@ -70,6 +70,7 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
         `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u WHERE ${inRange} AND ${notRemoved} AND ${notDeleted}) TO STDOUT (FORMAT binary)`,
       ),
     );
+    out.on('data', () => ctx.scope.reportProgress());
     await pipeline(out, ingest);
     const { rows } = await source.query<{ removed: number; deleted: number }>(
       `SELECT count(*) FILTER (WHERE NOT (${notRemoved}))::bigint AS removed,

@@ -77,6 +77,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
     const release = await slots.acquire(signal);
     const request = sendBulk(ctx.es, batch, signal)
       .then((outcome) => {
+        ctx.scope.reportProgress();
         succeeded += outcome.succeeded;
         failed += outcome.failed;
         for (const s of outcome.samples) if (samples.length < 10) samples.push(s);

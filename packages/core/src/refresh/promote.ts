@@ -221,6 +221,7 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
         `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(indexName(names.table, data.runId, columns, unique))}
            ON ${temp} (${columns.map((c) => ident(c)).join(', ')})`,
       );
+      ctx.scope.reportProgress();
     }
     await ctx.scope.query(
       ctx.dbs.api,
