@@ -202,13 +202,17 @@ export async function tracked<T>(
 
   // A long step's progress is recorded now and then, so it is not taken for a stuck one.
   let recorded = 0;
+  let recording = false;
   const heartbeat = setInterval(
     () => {
-      if (scope.progressAt <= recorded) return;
+      // One write at a time: while the database is away, the one being retried is enough.
+      if (recording || scope.progressAt <= recorded) return;
       recorded = scope.progressAt;
+      recording = true;
       ctx.store
         .recordProgress(attemptId)
-        .catch((err: unknown) => log.warn({ err }, 'could not record progress'));
+        .catch((err: unknown) => log.warn({ err }, 'could not record progress'))
+        .finally(() => (recording = false));
     },
     Math.min(Math.max(ctx.config.STUCK_AFTER_MS / 4, 1000), 60_000),
   );
