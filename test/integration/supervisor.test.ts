@@ -2,6 +2,7 @@
 // processes), and the real thing: worker processes scaled 0 -> N -> 0 around a refresh on the
 // real Redis, PostgreSQL and Elasticsearch.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { FlowProducer, Worker } from 'bullmq';
@@ -368,9 +369,15 @@ describe('freshet workers around a real refresh', { timeout: 400_000 }, () => {
   const alive = (pid: number) => {
     try {
       process.kill(pid, 0);
-      return true;
     } catch {
       return false;
+    }
+    // A worker orphaned by its supervisor's death is reaped by init, which in some containers
+    // never reaps: an exited process left as a zombie has ended all the same.
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+    } catch {
+      return true;
     }
   };
   const diagnostics = () =>
@@ -567,6 +574,47 @@ describe('freshet workers around a real refresh', { timeout: 400_000 }, () => {
     assert.match(cli.output(), /"msg":"worker stopped"/);
     assert.match(cli.output(), /"msg":"supervisor stopped"/);
     assert.equal(alive(pid), false, 'the worker is gone with its supervisor');
+  });
+
+  it('stops its workers gracefully when it is killed with SIGKILL', async () => {
+    const cli = spawnCli(['workers', '--min', '2', '--max', '2', '--interval-ms', '200'], {
+      ...t.env,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_TIMEOUT_MS: '10000',
+    });
+    const workerPids: number[] = [];
+    try {
+      // Both workers up and taking jobs: each has logged `worker started` under its own pid.
+      await cli.waitFor(/"msg":"worker started"[\s\S]*"msg":"worker started"/, 60_000);
+      for (const [, pid] of cli
+        .output()
+        .matchAll(/"workerPid":(\d+)[^\n]*"msg":"worker started by supervisor"/g)) {
+        workerPids.push(Number(pid));
+      }
+      assert.equal(workerPids.length, 2, cli.output().slice(-2000));
+      for (const pid of workerPids) {
+        assert.match(cli.output(), new RegExp(`"pid":${pid},[^\n]*"msg":"worker started"`));
+      }
+      assert.equal(await cli.stop('SIGKILL'), null, 'the supervisor died at once');
+      for (const pid of workerPids) {
+        await waitUntil(
+          () => !alive(pid),
+          `worker ${pid} exits after its supervisor`,
+          20_000,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}\n${cli.output().slice(-3000)}`);
+        });
+      }
+      // Gracefully: each noticed, closed its worker, then exited. (Its log reaches the pipe it
+      // shares with the dead supervisor; the last lines may still be in flight.)
+      for (const pid of workerPids) {
+        await cli.waitFor(new RegExp(`"pid":${pid},[^\n]*"msg":"supervisor gone`), 5_000);
+        await cli.waitFor(new RegExp(`"pid":${pid},[^\n]*"msg":"worker stopped"`), 5_000);
+      }
+    } finally {
+      // Never leave workers behind when the test fails (they would take other tests' jobs).
+      for (const pid of workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('refuses --min above --max with a usage error', async () => {

@@ -14,23 +14,33 @@ export interface WorkerSpawnerOptions {
   readonly output?: 'inherit' | 'ignore' | ((chunk: Buffer, pid: number | undefined) => void);
 }
 
-/** The command line of one worker: the same node binary running the `freshet` CLI. */
+/**
+ * The command line of one worker: the same node binary running `apps/worker/src/main.ts` through
+ * tsx (as `scripts/freshet.mjs` runs the CLI). That entry starts the worker `freshet worker`
+ * starts, and also shuts it down when the supervisor is gone.
+ */
 export const workerCommand = (): [string, string[]] => [
   process.execPath,
-  [path.join(repoRoot, 'scripts/freshet.mjs'), 'worker'],
+  ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'apps/worker/src/main.ts')],
 ];
 
 /**
- * Spawns `freshet worker` child processes (same node, same script, same environment).
+ * Spawns worker child processes (same node, same environment; see {@link workerCommand}).
  *
  * Each child gets its own process group (`detached`), so a Ctrl-C in a terminal reaches the
  * supervisor only: it then stops the workers with one SIGTERM each. (A terminal signal plus the
  * supervisor's SIGTERM would count as the worker's second signal, which exits at once.)
+ *
+ * Each child also gets an IPC channel, used only for its end: when the supervisor dies, even
+ * by SIGKILL (when none of its code runs), the kernel closes its end, and the worker shuts down
+ * gracefully on the `disconnect` instead of running on unsupervised.
  */
 export function createWorkerSpawner(options: WorkerSpawnerOptions = {}): SpawnWorker {
   const output = options.output ?? 'inherit';
   const stdio: StdioOptions =
-    typeof output === 'function' ? ['ignore', 'pipe', 'pipe'] : ['ignore', output, output];
+    typeof output === 'function'
+      ? ['ignore', 'pipe', 'pipe', 'ipc']
+      : ['ignore', output, output, 'ipc'];
   return () => {
     const [command, args] = workerCommand();
     const child = spawn(command, args, { env: options.env, stdio, detached: true });
