@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The full demo on a fresh machine: install, start the real services, load the Openverse sample,
-# refresh image and audio with a worker, then leave the dashboard up and print its URL.
+# The full demo on a fresh machine: install, start the real services, load the Openverse sample
+# (shipped in packages/core/sample), refresh image and audio with a worker, then leave the
+# dashboard up and print its URL. It uses the settings of the environment: to keep clear of
+# another deployment on the same services, set FRESHET_CATALOG_DB and FRESHET_API_DB (created by
+# services.sh) with the matching CATALOG_DATABASE_URL and API_DATABASE_URL, FRESHET_QUEUE_PREFIX,
+# ELASTICSEARCH_INDEX_PREFIX and DASHBOARD_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -9,18 +13,33 @@ fi
 bash scripts/services.sh up
 freshet() { node scripts/freshet.mjs "$@"; }
 
-freshet seed --sample
 mkdir -p .freshet
-freshet worker >.freshet/worker.log 2>&1 &
+: >.freshet/worker.log
+# Not through the function: $! must be the worker itself (a backgrounded function is a subshell,
+# and killing that would leave the worker running).
+node scripts/freshet.mjs worker >.freshet/worker.log 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT
+freshet seed --sample
+# The refreshes would wait for the worker anyway; waiting for it here keeps their output clear.
+for _ in $(seq 1 600); do
+  grep -q '"msg":"worker started"' .freshet/worker.log && break
+  if ! kill -0 "$worker" 2>/dev/null; then
+    cat .freshet/worker.log >&2
+    echo "demo: the worker exited (its log is above)" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
 for media in image audio; do
   freshet refresh "$media" --wait
 done
-curl -s "${ELASTICSEARCH_URL:-http://127.0.0.1:9200}/_cat/aliases?v"
+es="${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"
+prefix="${ELASTICSEARCH_INDEX_PREFIX:-}"
+curl -s "$es/_cat/aliases/${prefix}image*,${prefix}audio*?v"
 for media in image audio; do
-  printf '%s alias: ' "$media"
-  curl -s "${ELASTICSEARCH_URL:-http://127.0.0.1:9200}/$media/_count"
+  printf '%s alias: ' "$prefix$media"
+  curl -s "$es/$prefix$media/_count"
   echo
 done
 
