@@ -96,19 +96,26 @@ export class ScheduleStore {
     readonly prefix: string,
   ) {}
 
-  /** When schedulers first saw `scheduleId` (recorded as `now` the first time). */
+  /**
+   * When schedulers first saw `scheduleId`: `now` of the first caller, the same for every caller
+   * however many ask at once.
+   */
   async firstSeen(scheduleId: string, now: Date): Promise<Date> {
+    // DO UPDATE (writing the stored value back), not DO NOTHING plus a SELECT of the row: under
+    // READ COMMITTED, when another scheduler's insert of the row is in flight, ON CONFLICT waits
+    // for it to commit and DO UPDATE then locks and returns that row even though it is not in
+    // this statement's snapshot. DO NOTHING returns nothing for it, and a SELECT in the same
+    // statement reads that same snapshot, so neither would see the row.
     const { rows } = await this.db.query<{ first_seen_at: Date }>(
-      `WITH ins AS (
-         INSERT INTO freshet.schedule_state (prefix, schedule_id, first_seen_at) VALUES ($1, $2, $3)
-         ON CONFLICT DO NOTHING RETURNING first_seen_at)
-       SELECT first_seen_at FROM ins
-       UNION ALL
-       SELECT first_seen_at FROM freshet.schedule_state WHERE prefix = $1 AND schedule_id = $2
-       LIMIT 1`,
+      `INSERT INTO freshet.schedule_state AS s (prefix, schedule_id, first_seen_at)
+       VALUES ($1, $2, $3)
+       ON CONFLICT (prefix, schedule_id) DO UPDATE SET first_seen_at = s.first_seen_at
+       RETURNING first_seen_at`,
       [this.prefix, scheduleId, now],
     );
-    return (rows[0] as { first_seen_at: Date }).first_seen_at;
+    const row = rows[0];
+    if (!row) throw new Error(`schedule_state returned no row for schedule ${scheduleId}`);
+    return row.first_seen_at;
   }
 
   /** The latest slot time recorded for `scheduleId`, whatever its outcome. */
@@ -132,7 +139,7 @@ export class ScheduleStore {
       `INSERT INTO freshet.schedule_slots
          (prefix, schedule_id, slot_time, fire_at, media, profile, outcome, run_id, claimed_by, claimed_at)
        VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, $9)
-       ON CONFLICT DO NOTHING`,
+       ON CONFLICT (prefix, schedule_id, slot_time) DO NOTHING`,
       [
         this.prefix,
         schedule.id,
@@ -161,7 +168,8 @@ export class ScheduleStore {
          (prefix, schedule_id, slot_time, fire_at, media, profile, outcome, reason, claimed_by, claimed_at, decided_at)
        SELECT $1, $2, s, f, $3, $4, 'missed', r, $5, $6, $6
          FROM unnest($7::timestamptz[], $8::timestamptz[], $9::text[]) AS u(s, f, r)
-       ON CONFLICT DO NOTHING RETURNING slot_time`,
+        ORDER BY s
+       ON CONFLICT (prefix, schedule_id, slot_time) DO NOTHING RETURNING slot_time`,
       [
         this.prefix,
         schedule.id,
