@@ -73,19 +73,27 @@ export function formatScheduleTable(rows: readonly ScheduleTableRow[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+const zoneFormatters = new Map<string, Intl.DateTimeFormat>();
+
 /** `2026-12-01T00:17:42+01:00`: `date` as wall-clock time in `timeZone`, with its offset. */
 export function formatInZone(date: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    second: '2-digit',
-    hourCycle: 'h23',
-    timeZoneName: 'longOffset',
-  }).formatToParts(date);
+  // Building a formatter costs far more than using one: one per zone, reused.
+  let format = zoneFormatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+      timeZoneName: 'longOffset',
+    });
+    zoneFormatters.set(timeZone, format);
+  }
+  const parts = format.formatToParts(date);
   const get = (type: Intl.DateTimeFormatPartTypes) =>
     parts.find((p) => p.type === type)?.value ?? '';
   const offset = get('timeZoneName').replace(/^GMT/, '') || '+00:00';
