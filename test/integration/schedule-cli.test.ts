@@ -126,6 +126,37 @@ describe('the schedule commands', { timeout: 180_000 }, () => {
     await assertNothingWritten();
   });
 
+  it('freshet schedules --count 400: a daily 02:30 in Berlin fires once every local day, DST days too', async () => {
+    const file = schedulesFile('berlin-400', [
+      { ...valid, id: 'berlin-daily', cron: '30 2 * * *', timezone: 'Europe/Berlin' },
+    ]);
+    const result = await runCli(['schedules', '--file', file, '--count', '400', '--json'], t.env);
+    assert.equal(result.code, 0, result.stderr);
+    const { schedules } = JSON.parse(result.stdout) as {
+      schedules: { next: { fireLocal: string }[] }[];
+    };
+    const fires = schedules[0]?.next.map((n) => n.fireLocal) ?? [];
+    assert.equal(fires.length, 400);
+    // Consecutive local dates, each once: no day without a fire, none with two.
+    const dates = fires.map((f) => f.slice(0, 10));
+    for (let i = 1; i < dates.length; i++) {
+      const gap = Date.parse(`${dates[i]}T00:00:00Z`) - Date.parse(`${dates[i - 1]}T00:00:00Z`);
+      assert.equal(gap, 86_400_000, `${fires[i - 1]} then ${fires[i]}`);
+    }
+    // 400 days hold at least one spring-forward: its skipped 02:30 fires at 03:00 summer time,
+    // the moment the clocks jump. Every other day fires at 02:30, in winter or summer time.
+    const jumps = fires.filter((f) => !f.includes('T02:30:00'));
+    assert.ok(jumps.length >= 1 && jumps.length <= 2, jumps.join(', '));
+    for (const f of jumps) assert.match(f, /^\d{4}-03-(2[5-9]|3[01])T03:00:00\+02:00$/);
+    // The fall-back day fires at the first 02:30 (still summer time, +02:00).
+    for (let i = 1; i < fires.length; i++) {
+      if (fires[i - 1]?.endsWith('+02:00') && fires[i]?.endsWith('+01:00')) {
+        assert.match(fires[i - 1] ?? '', /^\d{4}-10-(2[5-9]|3[01])T02:30:00\+02:00$/);
+      }
+    }
+    await assertNothingWritten();
+  });
+
   it('the daemon ticks with node-cron and starts the due slot once', async () => {
     const file = schedulesFile('every-second', [
       { ...valid, id: 'every-second', cron: '* * * * * *', overlap: 'skip' },

@@ -30,7 +30,7 @@ export interface ScheduleEntry {
   readonly conflictsWith: readonly string[];
   /** A disabled entry is validated and listed but never fires. Default `true`. */
   readonly enabled: boolean;
-  /** Fire times of `cron` in `timezone`. */
+  /** Fire times of `cron` in `timezone`, DST days by cron's convention (see `DstRule`). */
   readonly matcher: CronMatcher;
 }
 

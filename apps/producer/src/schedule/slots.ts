@@ -63,7 +63,11 @@ export function slotRunId(prefix: string, scheduleId: string, slot: Slot): strin
   return `${date}-${time}-${hash.slice(0, 4)}`;
 }
 
-/** The next `count` slots of `entry` whose fire time is after `now`. */
+/**
+ * The next `count` slots of `entry` whose fire time is after `now`. Slot times come from
+ * `entry.matcher.next` alone, as in {@link dueSlots}: the table and the scheduler agree on every
+ * day, DST days included (see `DstRule` in cron.ts).
+ */
 export function nextSlots(
   entry: Pick<ScheduleEntry, 'offsetMs' | 'matcher'>,
   now: Date,
@@ -82,7 +86,8 @@ export function nextSlots(
 /**
  * The slots of `entry` after slot time `afterSlot` whose fire time is at or before `now`. Of
  * those that fired within the last `windowMs`, only the latest runs (a missed slot is caught up
- * once); the others, and every older one, are reported as missed.
+ * once); the others, and every older one, are reported as missed. Slot times come from
+ * `entry.matcher.next`, as in {@link nextSlots}.
  */
 export function dueSlots(
   entry: Pick<ScheduleEntry, 'offsetMs' | 'matcher'>,
