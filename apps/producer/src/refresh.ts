@@ -115,9 +115,10 @@ export async function retryRun(
   if (jobs.length === 0) {
     throw new ConflictError(`run ${runId} has no failed job to retry (status ${run.status})`);
   }
-  // Running first: a retried job that fails all its attempts again must be able to block the run again.
+  // Running first: a retried job that fails all its attempts again must be able to block the run
+  // again. The audit row too: it opens the new alert episode, which a quick new failure needs.
   await store.markRunning(runId, true);
-  for (const job of jobs) await job.retry('failed');
   await store.audit(runId, actor, 'retry', { jobs: jobs.map((j) => j.id) });
+  for (const job of jobs) await job.retry('failed');
   return jobs.map((j) => j.id ?? '?');
 }

@@ -496,28 +496,37 @@ export function createNotifier(
   }
 
   /** Takes the (run, kind, episode) claim; false if it was already sent or is being sent. */
-  async function claim(event: RunEvent, episode: string, payload: AlertPayload): Promise<boolean> {
-    if (!api) return true;
+  /** Claims the alert; returns the claim's time (its identity), or undefined if another has it. */
+  async function claim(
+    event: RunEvent,
+    episode: string,
+    payload: AlertPayload,
+  ): Promise<string | undefined> {
+    if (!api) return '';
     storeReady ??= ensureAlertStore(api);
     await storeReady;
-    const { rowCount } = await api.query(
+    // As text: a Date would drop the microseconds the claim is compared on.
+    const { rows } = await api.query<{ claim: string }>(
       `INSERT INTO freshet.alerts (run_id, kind, episode, payload) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (run_id, kind, episode) DO UPDATE SET claimed_at = now(), payload = $4
-        WHERE freshet.alerts.sent_at IS NULL AND freshet.alerts.claimed_at < now() - ${staleClaimSql}`,
+       ON CONFLICT (run_id, kind, episode) DO UPDATE SET claimed_at = clock_timestamp(), payload = $4
+        WHERE freshet.alerts.sent_at IS NULL AND freshet.alerts.claimed_at < now() - ${staleClaimSql}
+       RETURNING claimed_at::text AS claim`,
       [event.run.id, event.kind, episode, JSON.stringify(payload)],
     );
-    return rowCount === 1;
+    return rows[0]?.claim;
   }
 
   async function send(event: RunEvent): Promise<AlertOutcome> {
     const episode = event.episode ?? '';
     const fields = { runId: event.run.id, kind: event.kind, episode };
     let claimed = false;
+    let claimedAt: string | undefined;
     try {
       const url = event.url ?? options.runUrl?.(event.run.id);
       const payload = buildAlertPayload(url ? { ...event, url } : event, options.payload);
       try {
-        claimed = await claim(event, episode, payload);
+        claimedAt = await claim(event, episode, payload);
+        claimed = claimedAt !== undefined;
         if (!claimed) {
           log.debug(fields, 'alert already sent');
           return 'duplicate';
@@ -538,9 +547,11 @@ export function createNotifier(
         return 'sent';
       }
       if (claimed && api) {
+        // Only our own claim: another process may have taken a stale one over since.
         await api.query(
-          'DELETE FROM freshet.alerts WHERE run_id = $1 AND kind = $2 AND episode = $3 AND sent_at IS NULL',
-          [event.run.id, event.kind, episode],
+          `DELETE FROM freshet.alerts
+            WHERE run_id = $1 AND kind = $2 AND episode = $3 AND sent_at IS NULL AND claimed_at = $4::timestamptz`,
+          [event.run.id, event.kind, episode, claimedAt],
         );
       }
       log.warn(

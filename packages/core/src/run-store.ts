@@ -144,6 +144,17 @@ export interface NewRun {
   plan?: Record<string, unknown>;
 }
 
+/**
+ * The run row of `$1`, locked (a CTE `cur`). One statement sees one snapshot: read plainly, a run
+ * paused or cancelled by a transaction that commits while this statement waits for the row would
+ * still look queued. Locking waits for that transaction and returns the row as it committed.
+ */
+const lockedRunSql = `cur AS (SELECT status, waiting_reason FROM freshet.runs WHERE id = $1 FOR NO KEY UPDATE)`;
+
+/** A queued run (as locked in `cur`) becomes running; returns the new status, if it changed. */
+const queuedToRunningSql = `UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+          WHERE id = $1 AND (SELECT status FROM cur) = 'queued' RETURNING status`;
+
 /** Options of a {@link RunStore}. */
 export interface RunStoreOptions {
   /**
@@ -171,13 +182,17 @@ export class RunStore {
   private write<R extends pg.QueryResultRow = pg.QueryResultRow>(
     sql: string,
     params?: unknown[],
+    onRetry?: () => void,
   ): Promise<pg.QueryResult<R>> {
     const run = () => this.db.query<R>(sql, params);
     const budgetMs = this.options.retryMs ?? 0;
     if (budgetMs <= 0) return run();
     return retryTransient(run, {
       budgetMs,
-      ...(this.options.onRetry ? { onRetry: this.options.onRetry } : {}),
+      onRetry: (err, delayMs) => {
+        onRetry?.();
+        this.options.onRetry?.(err, delayMs);
+      },
     });
   }
 
@@ -186,23 +201,28 @@ export class RunStore {
    * profile is still active (the one-refresh-per-media lock).
    */
   async createRun(run: NewRun): Promise<void> {
+    // Whether the insert was sent more than once: a first try may have committed unseen.
+    let retried = false;
     try {
       await this.write(
         `INSERT INTO freshet.runs (id, prefix, media, profile, status, requested_by, plan)
          VALUES ($1, $2, $3, $4, 'queued', $5, $6)`,
         [run.id, run.prefix, run.media, run.profile, run.requestedBy ?? null, run.plan ?? null],
+        () => (retried = true),
       );
     } catch (err) {
-      if ((err as { code?: string }).code === '23505') {
-        const active = await this.activeRun(run.prefix, run.media, run.profile);
-        // A retried insert whose first try committed (the answer was lost): the run is ours.
-        if (active?.id === run.id) return;
-        throw new ConflictError(
-          `a ${run.profile} refresh of ${run.media} is already ${active?.status ?? 'active'} (run ${active?.id ?? '?'}); wait for it, retry it or cancel it first`,
-          { cause: err },
-        );
+      const { code, constraint } = err as { code?: string; constraint?: string };
+      if (code !== '23505') throw err;
+      if (constraint === 'runs_pkey') {
+        if (retried) return;
+        throw new ConflictError(`a run with id ${run.id} already exists`, { cause: err });
       }
-      throw err;
+      const active = await this.activeRun(run.prefix, run.media, run.profile);
+      if (retried && active?.id === run.id) return;
+      throw new ConflictError(
+        `a ${run.profile} refresh of ${run.media} is already ${active?.status ?? 'active'} (run ${active?.id ?? '?'}); wait for it, retry it or cancel it first`,
+        { cause: err },
+      );
     }
   }
 
@@ -250,11 +270,9 @@ export class RunStore {
    */
   async gate(id: string): Promise<{ status: RunStatus; waitingReason: string | null }> {
     const { rows } = await this.write<{ status: RunStatus; waiting_reason: string | null }>(
-      `WITH u AS (
-         UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
-          WHERE id = $1 AND status = 'queued' RETURNING status)
-       SELECT coalesce((SELECT status FROM u), r.status) AS status, r.waiting_reason
-         FROM freshet.runs r WHERE r.id = $1`,
+      `WITH ${lockedRunSql},
+       u AS (${queuedToRunningSql})
+       SELECT coalesce((SELECT status FROM u), cur.status) AS status, cur.waiting_reason FROM cur`,
       [id],
     );
     const row = rows[0];
@@ -416,11 +434,9 @@ export class RunStore {
       waiting_reason: string | null;
       attempt_id: number | null;
     }>(
-      `WITH u AS (
-         UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
-          WHERE id = $1 AND status = 'queued' RETURNING status),
-       r AS (SELECT coalesce((SELECT status FROM u), status) AS status, waiting_reason
-               FROM freshet.runs WHERE id = $1),
+      `WITH ${lockedRunSql},
+       u AS (${queuedToRunningSql}),
+       r AS (SELECT coalesce((SELECT status FROM u), cur.status) AS status, cur.waiting_reason FROM cur),
        ins AS (INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
                SELECT $1, $2, $3, $4, $5, $6, 'running' FROM r
                 WHERE r.status NOT IN ('paused', 'cancelled', 'awaiting-approval')
