@@ -22,13 +22,22 @@ import {
 } from '@freshet/core';
 import pg from 'pg';
 
-const adminUrl =
+const defaultAdminUrl =
   process.env.FRESHET_TEST_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-function dbUrl(name: string): string {
+function dbUrl(adminUrl: string, name: string): string {
   const u = new URL(adminUrl);
   u.pathname = `/${name}`;
   return u.toString();
+}
+
+export interface TestEnvOptions {
+  /**
+   * A superuser URL of the server to create the test's catalog and API databases on (default:
+   * FRESHET_TEST_ADMIN_URL, else the shared server on 5432), e.g. a test's own server from
+   * `startPgServer()`.
+   */
+  readonly adminUrl?: string;
 }
 
 /**
@@ -50,7 +59,15 @@ export interface TestEnv {
   close(): Promise<void>;
 }
 
-export async function createTestEnv(overrides: Record<string, string> = {}): Promise<TestEnv> {
+/**
+ * Creates the test's world. `overrides` are environment variables over the defaults (they win
+ * over the database URLs too); `options.adminUrl` puts the databases on another server.
+ */
+export async function createTestEnv(
+  overrides: Record<string, string> = {},
+  options: TestEnvOptions = {},
+): Promise<TestEnv> {
+  const adminUrl = options.adminUrl ?? defaultAdminUrl;
   const id = randomBytes(3).toString('hex');
   const catalogDb = `freshet_t${id}_catalog`;
   const apiDb = `freshet_t${id}_api`;
@@ -61,8 +78,8 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   await admin.end();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    CATALOG_DATABASE_URL: dbUrl(catalogDb),
-    API_DATABASE_URL: dbUrl(apiDb),
+    CATALOG_DATABASE_URL: dbUrl(adminUrl, catalogDb),
+    API_DATABASE_URL: dbUrl(adminUrl, apiDb),
     FRESHET_QUEUE_PREFIX: `t${id}`,
     ELASTICSEARCH_INDEX_PREFIX: `t${id}-`,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
