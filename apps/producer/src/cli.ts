@@ -13,11 +13,12 @@ import {
   RunStore,
   UserError,
   type Config,
+  type RunRow,
 } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
 import { startDashboard } from '@freshet/dashboard';
 import { openProducer, type Producer } from './producer.js';
-import { waitForRun } from './progress.js';
+import { openRunWatch, waitForRun } from './progress.js';
 import { formatPlan, planRefresh } from './plan.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
@@ -63,8 +64,19 @@ async function withProducer(config: Config, fn: (p: Producer) => Promise<void>):
   }
 }
 
-async function followRun(producer: Producer, runId: string): Promise<void> {
-  const run = await waitForRun(producer, runId);
+/**
+ * Follows a run to its end through connections of its own, each call bounded, that outlive
+ * PostgreSQL and Redis restarts; exits 0 only if the run succeeded (a blocked or failed run
+ * exits 1 with its reason).
+ */
+async function followRun(config: Config, runId: string): Promise<void> {
+  const watch = openRunWatch(config);
+  let run: RunRow;
+  try {
+    run = await waitForRun(watch, runId);
+  } finally {
+    await watch.close();
+  }
   if (run.status !== 'succeeded') {
     throw new UserError(`run ${runId} ended ${run.status}${run.error ? `: ${run.error}` : ''}`, 1);
   }
@@ -123,7 +135,9 @@ export function buildCli(): Command {
       'build beside the live table and index; promote within thresholds or on approval',
     )
     .action(async (media: string, opts: RefreshOptions) => {
-      await withProducer(loadConfig(), async (producer) => {
+      const config = loadConfig();
+      let runId: string | undefined;
+      await withProducer(config, async (producer) => {
         const request = {
           media,
           profile: opts.profile,
@@ -134,10 +148,11 @@ export function buildCli(): Command {
           process.stdout.write(formatPlan(await planRefresh(producer, request)));
           return;
         }
-        const runId = await startRefresh(producer, request);
+        runId = await startRefresh(producer, request);
         process.stdout.write(`run ${runId} started (${media}, ${opts.profile})\n`);
-        if (opts.wait) await followRun(producer, runId);
       });
+      // The producer's connections are closed first: the wait has its own, which reconnect.
+      if (opts.wait && runId) await followRun(config, runId);
     });
 
   program
@@ -146,11 +161,12 @@ export function buildCli(): Command {
     .argument('<runId>')
     .option('--wait', 'follow the run until it ends')
     .action(async (runId: string, opts: { wait?: boolean }) => {
-      await withProducer(loadConfig(), async (producer) => {
+      const config = loadConfig();
+      await withProducer(config, async (producer) => {
         const jobs = await retryRun(producer, runId);
         process.stdout.write(`retried ${jobs.length} job(s): ${jobs.join(', ')}\n`);
-        if (opts.wait) await followRun(producer, runId);
       });
+      if (opts.wait) await followRun(config, runId);
     });
 
   program
