@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import {
   CHUNK_QUEUE,
+  isTransientError,
   NotFoundError,
   redactUrl,
   RunStore,
@@ -103,44 +104,17 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-const connectionCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  // PostgreSQL: admin/crash shutdown, cannot connect now (starting or shutting down), too many
-  // connections, statement timeout (our own bound).
-  '57P01',
-  '57P02',
-  '57P03',
-  '53300',
-  '57014',
-]);
-
-// node-postgres and ioredis say these without a code.
-const connectionMessages =
-  /connection terminated|timeout exceeded when trying to connect|query read timeout|not queryable|server closed the connection|database system is (starting up|shutting down|in recovery)|stream isn't writeable|connection is closed|command timed out|max retries per request|reached the max retries/i;
-
-/** Whether `err` says the service is away or slow (worth reconnecting), not that the read is wrong. */
+/**
+ * Whether `err` says the service is away or slow (worth reconnecting), not that the read is
+ * wrong: a transient error, one of this loop's own bounds (a call that took too long, our
+ * statement timeout), or a host name that does not resolve yet (a service still starting).
+ */
 export function isConnectionError(err: unknown): boolean {
+  if (isTransientError(err)) return true;
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     if (e instanceof WaitTimeoutError) return true;
-    const { code, message, errors, cause } = e as {
-      code?: unknown;
-      message?: unknown;
-      errors?: unknown;
-      cause?: unknown;
-    };
-    if (typeof code === 'string' && (connectionCodes.has(code) || /^08\d{3}$/.test(code))) {
-      return true;
-    }
-    if (typeof message === 'string' && connectionMessages.test(message)) return true;
-    // A connect to several addresses fails with an AggregateError of each attempt's error.
-    if (Array.isArray(errors) && errors.some((x) => isConnectionError(x))) return true;
+    const { code, cause } = e as { code?: unknown; cause?: unknown };
+    if (code === '57014' || code === 'ENOTFOUND') return true;
     e = cause;
   }
   return false;

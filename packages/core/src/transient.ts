@@ -17,17 +17,22 @@ const transientSocketCodes = new Set([
   'EAI_AGAIN',
 ]);
 
-// What node-postgres says when the socket went away under it (it carries no code).
+// What node-postgres and ioredis say when the socket went away under them (they carry no code).
 const transientMessages = [
   /connection terminated/i,
   /timeout exceeded when trying to connect/i,
+  /query read timeout/i,
   /not queryable/i,
   /server closed the connection unexpectedly/i,
   /the database system is (starting up|shutting down|in recovery mode)/i,
+  /stream isn't writeable/i,
+  /connection is closed/i,
+  /command timed out/i,
+  /max retries per request|reached the max retries/i,
 ];
 
 /**
- * Whether `err` says a service is unreachable or restarting (PostgreSQL or Elasticsearch), so the
+ * Whether `err` says a service is unreachable or restarting (PostgreSQL, Redis, Elasticsearch), so the
  * same idempotent work may succeed once it is back. A wrong statement, a constraint violation,
  * a cancelled query or an Elasticsearch refusal (4xx) is not transient.
  */
