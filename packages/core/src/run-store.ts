@@ -145,15 +145,21 @@ export interface NewRun {
 }
 
 /**
- * The run row of `$1`, locked (a CTE `cur`). One statement sees one snapshot: read plainly, a run
- * paused or cancelled by a transaction that commits while this statement waits for the row would
- * still look queued. Locking waits for that transaction and returns the row as it committed.
+ * The run row of `$1` (`snap`), a queued run made running (`u`), and the status the statement
+ * may act on (`cur`). One statement sees one snapshot: when `u` waited for the row (a pause or
+ * cancel being committed) and then found it no longer queued, `snap` still says queued, so the
+ * status is unknown (NULL) and the caller asks again in a new statement. No row lock is kept: a
+ * slow attempt insert never holds up the other jobs of the run.
  */
-const lockedRunSql = `cur AS (SELECT status, waiting_reason FROM freshet.runs WHERE id = $1 FOR NO KEY UPDATE)`;
+const runGateSql = `snap AS (SELECT status, waiting_reason FROM freshet.runs WHERE id = $1),
+       u AS (UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+              WHERE id = $1 AND status = 'queued' RETURNING status),
+       cur AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM u) THEN 'running'
+                           WHEN snap.status = 'queued' THEN NULL
+                           ELSE snap.status END AS status, snap.waiting_reason FROM snap)`;
 
-/** A queued run (as locked in `cur`) becomes running; returns the new status, if it changed. */
-const queuedToRunningSql = `UPDATE freshet.runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
-          WHERE id = $1 AND (SELECT status FROM cur) = 'queued' RETURNING status`;
+/** How often a gate whose answer was overtaken by a concurrent change asks again. */
+const gateRounds = 10;
 
 /** Options of a {@link RunStore}. */
 export interface RunStoreOptions {
@@ -269,15 +275,16 @@ export class RunStore {
    * run's status so the caller can hold (paused) or drop (cancelled) the job.
    */
   async gate(id: string): Promise<{ status: RunStatus; waitingReason: string | null }> {
-    const { rows } = await this.write<{ status: RunStatus; waiting_reason: string | null }>(
-      `WITH ${lockedRunSql},
-       u AS (${queuedToRunningSql})
-       SELECT coalesce((SELECT status FROM u), cur.status) AS status, cur.waiting_reason FROM cur`,
-      [id],
-    );
-    const row = rows[0];
-    if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
-    return { status: row.status, waitingReason: row.waiting_reason };
+    for (let round = 1; ; round++) {
+      const { rows } = await this.write<{
+        status: RunStatus | null;
+        waiting_reason: string | null;
+      }>(`WITH ${runGateSql} SELECT status, waiting_reason FROM cur`, [id]);
+      const row = rows[0];
+      if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(id)}`);
+      if (row.status !== null) return { status: row.status, waitingReason: row.waiting_reason };
+      if (round >= gateRounds) throw new Error(`the status of run ${id} kept changing`);
+    }
   }
 
   /** Records why the run's work waits (or clears it with null); only writes on a change. */
@@ -429,28 +436,31 @@ export class RunStore {
       ? `, c AS (UPDATE freshet.chunks SET ${a.chunkStep}_status = 'running'
            WHERE run_id = $1 AND chunk = $4 AND EXISTS (SELECT 1 FROM ins) RETURNING 1)`
       : '';
-    const { rows } = await this.write<{
-      status: RunStatus;
-      waiting_reason: string | null;
-      attempt_id: number | null;
-    }>(
-      `WITH ${lockedRunSql},
-       u AS (${queuedToRunningSql}),
-       r AS (SELECT coalesce((SELECT status FROM u), cur.status) AS status, cur.waiting_reason FROM cur),
+    for (let round = 1; ; round++) {
+      const { rows } = await this.write<{
+        status: RunStatus | null;
+        waiting_reason: string | null;
+        attempt_id: number | null;
+      }>(
+        `WITH ${runGateSql},
        ins AS (INSERT INTO freshet.attempts (run_id, job_id, step, chunk, attempt, worker, status)
-               SELECT $1, $2, $3, $4, $5, $6, 'running' FROM r
-                WHERE r.status NOT IN ('paused', 'cancelled', 'awaiting-approval')
+               SELECT $1, $2, $3, $4, $5, $6, 'running' FROM cur
+                WHERE cur.status NOT IN ('paused', 'cancelled', 'awaiting-approval')
                RETURNING id),
        lost AS (UPDATE freshet.attempts SET status = 'lost', finished_at = now(),
                   ms = (extract(epoch FROM (now() - started_at)) * 1000)::int,
                   error = 'lost: its worker stopped before the attempt ended (the job started again)'
                  WHERE run_id = $1 AND job_id = $2 AND status = 'running' RETURNING 1)${chunkUpdate}
-       SELECT r.status, r.waiting_reason, (SELECT id FROM ins) AS attempt_id FROM r`,
-      [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
-    );
-    const row = rows[0];
-    if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(a.runId)}`);
-    return { status: row.status, waitingReason: row.waiting_reason, attemptId: row.attempt_id };
+       SELECT cur.status, cur.waiting_reason, (SELECT id FROM ins) AS attempt_id FROM cur`,
+        [a.runId, a.jobId, a.step, a.chunk, a.attempt, a.worker],
+      );
+      const row = rows[0];
+      if (!row) throw new NotFoundError(`no run with id ${JSON.stringify(a.runId)}`);
+      if (row.status !== null) {
+        return { status: row.status, waitingReason: row.waiting_reason, attemptId: row.attempt_id };
+      }
+      if (round >= gateRounds) throw new Error(`the status of run ${a.runId} kept changing`);
+    }
   }
 
   /** Ends an attempt that succeeded and, for a chunk step, records the step done with its result. */
