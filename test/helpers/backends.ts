@@ -15,8 +15,8 @@ export interface BackendWatch {
 }
 
 /**
- * Samples pg_stat_activity every 50 ms (server clock) for active backends whose query contains
- * `pattern`, recording when each was first and last seen and when it was first seen gone. This
+ * Samples pg_stat_activity every 50 ms (server clock) for active backends of `url`'s database
+ * (other test runs share the server) whose query contains `pattern`, recording when each was first and last seen and when it was first seen gone. This
  * is a measurement, not a wait: tests await events and read the record afterwards.
  */
 export function watchBackends(url: string, pattern: string): BackendWatch {
@@ -30,7 +30,7 @@ export function watchBackends(url: string, pattern: string): BackendWatch {
       const { rows } = await client.query<{ now: Date; pid: number | null }>(
         `SELECT now() AS now, a.pid FROM (SELECT 1) one LEFT JOIN pg_stat_activity a
            ON a.state = 'active' AND a.pid <> pg_backend_pid() AND position($1 in a.query) > 0
-              AND a.application_name LIKE 'freshet %'`,
+              AND a.application_name LIKE 'freshet %' AND a.datname = current_database()`,
         [pattern],
       );
       const now = rows[0]?.now ?? new Date();
