@@ -28,25 +28,47 @@ function arrayLiteral(values: readonly string[]): string {
 }
 
 /**
+ * The largest magnitude Elasticsearch's `float` holds (the type of `tags.accuracy` in the
+ * mappings): a larger accuracy is refused with the whole document, so it makes the tag malformed.
+ */
+const FLOAT_MAX = '3.4028234663852886e38';
+
+/**
+ * A JSON string PostgreSQL's numeric and Elasticsearch's float both read as a number (optional
+ * sign, digits, a short exponent, surrounding spaces); anything longer cannot be a real accuracy.
+ */
+const NUMERIC_STRING = `'^\\s*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]{1,3})?\\s*$'`;
+
+/**
  * The parts of a tag element `x.e` the rules read, each extracted once (behind an OFFSET 0 fence,
- * so the planner does not inline them back into every use).
+ * so the planner does not inline them back into every use). The accuracy is compared as numeric,
+ * never cast to float8: any number jsonb holds (1e400, 1e-400, 400 digits) is a valid numeric,
+ * where a float8 cast fails the whole statement with "out of range".
  */
 const tagFields = `SELECT jsonb_typeof(x.e) AS et, jsonb_typeof(x.e -> 'name') AS nt, x.e ->> 'name' AS n,
-    lower(x.e ->> 'name') AS ln, x.e ? 'accuracy' AS has_a, x.e -> 'accuracy' AS aj,
-    jsonb_typeof(x.e -> 'accuracy') AS at, x.e ->> 'accuracy' AS a, x.e ->> 'provider' AS p OFFSET 0`;
+    lower(x.e ->> 'name') AS ln, x.e ? 'accuracy' AS has_a, jsonb_typeof(x.e -> 'accuracy') AS at,
+    CASE jsonb_typeof(x.e -> 'accuracy')
+      WHEN 'number' THEN (x.e -> 'accuracy')::numeric
+      WHEN 'string' THEN CASE WHEN length(x.e ->> 'accuracy') <= 100
+        AND (x.e ->> 'accuracy') ~ ${NUMERIC_STRING} THEN (x.e ->> 'accuracy')::numeric END
+    END AS acc,
+    jsonb_typeof(x.e -> 'provider') AS pt, x.e ->> 'provider' AS p OFFSET 0`;
 
-/** The reason a tag element (its {@link tagFields} `f`) is dropped, as a SQL CASE (NULL keeps it). */
+/**
+ * The reason a tag element (its {@link tagFields} `f`) is dropped, as a SQL CASE (NULL keeps it).
+ * Malformed: not an object, a name that is not a string (or blank, or too long), an accuracy that
+ * is neither null, a number nor a numeric string, or beyond what Elasticsearch's float holds, a
+ * provider that is an object or an array.
+ */
 function tagReason(tags: NonNullable<MediaDefinition['cleaning']['tags']>): string {
-  const numericString = `(f.at = 'string' AND f.a ~ '^\\s*[0-9]*\\.?[0-9]+\\s*$')`;
-  const accuracy = `CASE WHEN f.at = 'number' THEN f.aj::float8
-    WHEN ${numericString} THEN f.a::float8 END`;
   const substrings = tags.denylistSubstrings.map((s) => `%${s.replace(/[\\%_]/g, '\\$&')}%`);
   return `CASE
     WHEN f.et <> 'object' OR f.nt IS DISTINCT FROM 'string'
       OR btrim(f.n) = '' OR length(f.n) > ${tags.maxNameLength}
-      OR (f.has_a AND f.at <> 'null' AND f.at <> 'number' AND NOT ${numericString})
+      OR (f.has_a AND f.at <> 'null' AND (f.acc IS NULL OR abs(f.acc) > ${FLOAT_MAX}))
+      OR f.pt IN ('object', 'array')
       THEN 'malformed'
-    WHEN (${accuracy}) < ${Number(tags.minAccuracy)} THEN 'low-accuracy'
+    WHEN f.acc < ${Number(tags.minAccuracy)} THEN 'low-accuracy'
     WHEN f.p = ANY(${arrayLiteral(tags.denylistedProviders)}) THEN 'denylisted-provider'
     WHEN f.ln = ANY(${arrayLiteral(tags.denylist.map((t) => t.toLowerCase()))})
       OR f.ln LIKE ANY(${arrayLiteral(substrings.map((t) => t.toLowerCase()))}) THEN 'denylisted'
