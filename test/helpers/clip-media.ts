@@ -89,3 +89,36 @@ export async function createSlowView(catalog: pg.Pool): Promise<void> {
                    THEN (SELECT true FROM pg_sleep(60)) ELSE true END`,
   );
 }
+
+/**
+ * Makes the catalog fail to read the `clip` row `id` whenever a chunk's copy reads it, on every
+ * attempt, the way a damaged catalog page or a broken upstream view does: a retry cannot help
+ * until someone repairs the catalog. (A row Elasticsearch refuses for its content no longer blocks
+ * a run: it is rejected and counted.) `clip` becomes a view over its rows (moved to `clip_rows`),
+ * still insertable; other readers (preflight's plan, the tests) read it as before.
+ * Returns the repair.
+ */
+export async function breakCatalogRow(catalog: pg.Pool, id: number): Promise<() => Promise<void>> {
+  await catalog.query(`CREATE TABLE IF NOT EXISTS clip_unreadable (id bigint PRIMARY KEY)`);
+  await catalog.query(`INSERT INTO clip_unreadable VALUES ($1) ON CONFLICT DO NOTHING`, [id]);
+  const { rows } = await catalog.query<{ kind: string }>(
+    `SELECT relkind::text AS kind FROM pg_class WHERE oid = 'clip'::regclass`,
+  );
+  if (rows[0]?.kind === 'r') {
+    await catalog.query(`ALTER TABLE clip RENAME TO clip_rows`);
+    await catalog.query(
+      `CREATE FUNCTION clip_readable(k bigint) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+       BEGIN
+         IF current_setting('application_name') LIKE '%.copy'
+            AND EXISTS (SELECT 1 FROM clip_unreadable u WHERE u.id = k) THEN
+           RAISE EXCEPTION 'could not read catalog row % of clip', k;
+         END IF;
+         RETURN true;
+       END $$`,
+    );
+    await catalog.query(`CREATE VIEW clip AS SELECT * FROM clip_rows c WHERE clip_readable(c.id)`);
+  }
+  return async () => {
+    await catalog.query(`DELETE FROM clip_unreadable WHERE id = $1`, [id]);
+  };
+}

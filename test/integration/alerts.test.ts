@@ -18,7 +18,7 @@ import {
 } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
-import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
+import { breakCatalogRow, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /** One request the receiver got: its path, the status it answered and the parsed body. */
@@ -237,7 +237,7 @@ describe('alerts', { timeout: 300_000 }, () => {
     'announces a real run blocked at a chunk that failed all its attempts',
     { timeout: 120_000 },
     async () => {
-      await t.dbs.catalog.query(`UPDATE clip SET score = 'not a number' WHERE id = 7 * 1234`);
+      await breakCatalogRow(t.dbs.catalog, 7 * 1234);
       const exhausted = new Promise<void>((resolve) =>
         events.on('retries-exhausted', () => resolve()),
       );
@@ -249,9 +249,9 @@ describe('alerts', { timeout: 300_000 }, () => {
       const { body } = await receiver.delivered(runId, 'blocked');
       assert.equal(body.freshet.status, 'blocked');
       assert.equal(body.freshet.stage, 'index');
-      assert.match(body.freshet.error ?? '', /chunk \d+ index failed all attempts/);
+      assert.match(body.freshet.error ?? '', /chunk \d+ copy failed all attempts/);
       assert.match(body.text, /clip \(production\) refresh is blocked/);
-      assert.match(body.text, /index failed all attempts/);
+      assert.match(body.text, /copy failed all attempts/);
 
       await monitor.tick();
       await notifier.notifyRunStatus(runId);

@@ -4,13 +4,14 @@ import { QueueEvents } from 'bullmq';
 import { CHUNK_QUEUE, ConflictError, createWorkerRedis } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
-import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
+import { breakCatalogRow, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
- * A media type defined by the test alone (no code change): integer keys, its own mapping. One
- * row breaks the mapping, so its chunk fails every attempt: the run must block, the live alias
- * must keep serving the old index, and retrying that one job must finish the run.
+ * A media type defined by the test alone (no code change): integer keys, its own mapping. The
+ * catalog fails to read one row, so the copy of its chunk fails every attempt: the run must
+ * block, the live alias must keep serving the old index, and retrying that one job once the
+ * catalog is repaired must finish the run.
  */
 describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   let t: TestEnv;
@@ -20,6 +21,7 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   let firstRun: string;
   let secondRun: string;
   let exhaustedJob: string;
+  let repair: () => Promise<void>;
   const alias = () => `${t.config.ELASTICSEARCH_INDEX_PREFIX}clip`;
   const deps = () => ({ config: t.config, api: t.dbs.api, media: t.media, queues: t.queues });
 
@@ -41,7 +43,7 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
     firstRun = await startRefresh(deps(), { media: 'clip' });
     await t.waitForRunEnd(firstRun);
 
-    await t.dbs.catalog.query(`UPDATE clip SET score = 'not a number' WHERE id = 7 * 1234`);
+    repair = await breakCatalogRow(t.dbs.catalog, 7 * 1234);
     const exhausted = new Promise<string>((resolve) =>
       events.on('retries-exhausted', ({ jobId }) => resolve(jobId)),
     );
@@ -69,10 +71,10 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   it('blocks the run at the failing chunk instead of counting it done', async () => {
     const run = await t.store.getRun(secondRun);
     assert.equal(run.status, 'blocked');
-    assert.match(run.error ?? '', /index failed all attempts/);
-    assert.match(exhaustedJob, /^\d{8}-\d{6}-[0-9a-f]{4}\.c\d+\.index$/);
-    const { rows } = await t.dbs.api.query<{ index_status: string }>(
-      `SELECT index_status FROM freshet.chunks WHERE run_id = $1 AND index_status = 'failed'`,
+    assert.match(run.error ?? '', /copy failed all attempts: could not read catalog row 8638/);
+    assert.match(exhaustedJob, /^\d{8}-\d{6}-[0-9a-f]{4}\.c\d+\.copy$/);
+    const { rows } = await t.dbs.api.query<{ copy_status: string }>(
+      `SELECT copy_status FROM freshet.chunks WHERE run_id = $1 AND copy_status = 'failed'`,
       [secondRun],
     );
     assert.equal(rows.length, 1);
@@ -93,8 +95,8 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   });
 
   it('retrying the one failed job finishes the run without redoing other chunks', async () => {
-    // The operator fixes the bad row where the index step reads it, then retries.
-    await t.dbs.api.query(`UPDATE temp_import_clip SET score = '34' WHERE id = 7 * 1234`);
+    // The operator repairs the catalog, then retries.
+    await repair();
     const retried = await retryRun({ api: t.dbs.api, queues: t.queues }, secondRun);
     assert.deepEqual(retried, [exhaustedJob]);
     await t.waitForRunEnd(secondRun);

@@ -99,7 +99,10 @@ export interface RunDetails {
   readonly chunks: ChunksView;
   readonly pace: Pace;
   readonly sources: SourceCount[];
-  /** Rows the clean step rejected, per reason (summed over the chunks so far). */
+  /**
+   * Rows rejected, per reason (summed over the chunks so far): by the copy step (no key), the
+   * clean step, and the index step (`es-refused:<type>`: documents Elasticsearch refused).
+   */
   readonly rejected: ReasonCount[];
   /** Upstream rows the copy step skipped (removed upstream, deleted), per reason. */
   readonly skipped: ReasonCount[];
@@ -320,8 +323,10 @@ export class RunView {
   }
 
   /**
-   * Rejected rows per reason, changed rows per rule and dropped tags per reason (the clean
-   * step's results), and skipped rows per reason (the copy step's), summed over the chunks.
+   * Rejected rows per reason (the copy's rows without a key, the clean's rejections and the
+   * index's rows whose document Elasticsearch refused), changed rows per rule and dropped tags
+   * per reason (the clean step's results), and skipped rows per reason (the copy step's),
+   * summed over the chunks.
    */
   private async cleanCounts(id: string): Promise<{
     rejected: ReasonCount[];
@@ -338,7 +343,8 @@ export class RunView {
       `WITH parts AS (
          SELECT k.kind, c.result #> k.path AS r
            FROM freshet.chunks c,
-                (VALUES ('rejected', '{clean,rejected}'::text[]), ('changed', '{clean,changed}'),
+                (VALUES ('rejected', '{clean,rejected}'::text[]), ('rejected', '{copy,rejected}'),
+                        ('rejected', '{refused}'), ('changed', '{clean,changed}'),
                         ('tagsDropped', '{clean,tagsDropped}'), ('skipped', '{copy,skipped}')) AS k(kind, path)
           WHERE c.run_id = $1 AND jsonb_typeof(c.result #> k.path) = 'object'),
        entries AS (

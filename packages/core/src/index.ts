@@ -20,6 +20,7 @@ export * from './refresh/copy.js';
 export * from './refresh/clean.js';
 export * from './refresh/index-chunk.js';
 export * from './refresh/bulk.js';
+export * from './refresh/remove-refused-rows.js';
 export * from './refresh/copy-binary.js';
 export * from './refresh/finalize.js';
 export * from './refresh/promote.js';

@@ -993,15 +993,16 @@ function renderRunPage(session, main, runId) {
 }
 
 /**
- * Rows that were not indexed: rejected by the clean step and skipped by the copy step, per
- * reason, summed over the chunks so far (the report stores the same sums at the end).
+ * Rows that were not indexed: rejected (by the copy, the clean, or Elasticsearch refusing their
+ * document) and skipped by the copy step, per reason, summed over the chunks so far (the report
+ * stores the same sums at the end).
  * @param {RunDetails} d
  */
 function leftOutTables(d) {
   /** @param {ReasonCount[]} rows */
   const total = (rows) => rows.reduce((n, r) => n + r.count, 0);
   return [
-    h('h3', {}, `Rejected by the clean step: ${num(total(d.rejected))}`),
+    h('h3', {}, `Rejected: ${num(total(d.rejected))}`),
     table(
       'Rejected rows per reason',
       [

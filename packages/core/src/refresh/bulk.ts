@@ -132,13 +132,56 @@ export interface BulkFailure {
   readonly error: unknown;
 }
 
+/** A document Elasticsearch refused for its content (see {@link isContentRefusal}). */
+export interface BulkRefusal {
+  readonly id: string;
+  readonly index: string;
+  /** The error type, e.g. `document_parsing_exception`. */
+  readonly type: string;
+  /** Elasticsearch's explanation (which field, what value). */
+  readonly reason: string;
+}
+
 export interface BulkOutcome {
   /** Operations Elasticsearch acknowledged (2xx). */
   readonly succeeded: number;
-  /** Operations refused for good (a status other than 429, or 429 after every retry). */
+  /**
+   * Operations refused for good for another reason than their content (a status other than 2xx,
+   * 429 and a content refusal, or 429 after every retry): the chunk fails and is retried.
+   */
   readonly failed: number;
   /** The first few failures. */
   readonly samples: readonly BulkFailure[];
+  /** Every operation refused for its content: its row is rejected, not retried. */
+  readonly refused: readonly BulkRefusal[];
+}
+
+/**
+ * Error types Elasticsearch gives a document it cannot take as it is: a value its mapping cannot
+ * parse (an object for a keyword, text for an integer, an infinite float), a field a strict
+ * mapping does not have, JSON nested beyond its limit, a term over 32 KB. Sending it again gives
+ * the same answer, whatever the cluster's state.
+ */
+const contentErrorTypes: ReadonlySet<string> = new Set([
+  'document_parsing_exception',
+  'mapper_parsing_exception',
+  'strict_dynamic_mapping_exception',
+  'illegal_argument_exception',
+  'x_content_parse_exception',
+  'json_parse_exception',
+  'parse_exception',
+  'number_format_exception',
+]);
+
+/**
+ * True when a bulk item was refused for the document's content (status 400 with one of the
+ * {@link contentErrorTypes}). Everything else — 429, a block (403 `cluster_block_exception`), a
+ * closed or missing index, 5xx, an unknown 400 — says nothing about the document, so it fails
+ * the chunk as before and is retried.
+ */
+export function isContentRefusal(status: number, error: unknown): boolean {
+  const type = (error as { type?: unknown } | undefined)?.type;
+  return status === 400 && typeof type === 'string' && contentErrorTypes.has(type);
 }
 
 export interface BulkRetry {
@@ -173,7 +216,8 @@ function status(err: unknown): number | undefined {
  * Sends `ops` (each an operation's NDJSON bytes: action line and document line) as one bulk
  * request, without serializing anything per document,
  * retrying a request refused as a whole with 429 and the operations refused one by one with 429;
- * anything else refused is returned as failed, never dropped silently. Throws on a request that
+ * operations refused for their content are returned as refused, anything else refused as
+ * failed: never dropped silently. Throws on a request that
  * fails otherwise (network, 5xx after the client's own retries), so the chunk is retried.
  */
 export async function sendBulk(
@@ -187,6 +231,7 @@ export async function sendBulk(
   let succeeded = 0;
   let failed = 0;
   const samples: BulkFailure[] = [];
+  const refused: BulkRefusal[] = [];
   for (let round = 0; pending.length > 0; round++) {
     let items: { [op: string]: ItemResult }[] | undefined;
     for (let attempt = 0; ; attempt++) {
@@ -205,6 +250,12 @@ export async function sendBulk(
       );
     }
     const again: number[] = [];
+    const target = (op: number) => {
+      const bytes = body.op(op);
+      const line = bytes.subarray(0, Math.max(0, bytes.indexOf(10))).toString();
+      const action = (JSON.parse(line) as { index?: { _index?: string; _id?: string } }).index;
+      return { id: action?._id ?? '?', index: action?._index ?? '?' };
+    };
     items.forEach((item, i) => {
       const result = Object.values(item)[0];
       const code = result?.status ?? 0;
@@ -213,19 +264,17 @@ export async function sendBulk(
         succeeded++;
       } else if (code === 429 && round < retry.itemRetries) {
         again.push(op);
+      } else if (isContentRefusal(code, result?.error)) {
+        const error = result?.error as { type: string; reason?: unknown };
+        refused.push({
+          ...target(op),
+          type: error.type,
+          reason: typeof error.reason === 'string' ? error.reason.slice(0, 300) : '',
+        });
       } else {
         failed++;
-        if (samples.length < 10) {
-          const bytes = body.op(op);
-          const line = bytes.subarray(0, Math.max(0, bytes.indexOf(10))).toString();
-          const action = (JSON.parse(line) as { index?: { _index?: string; _id?: string } }).index;
-          samples.push({
-            id: action?._id ?? '?',
-            index: action?._index ?? '?',
-            status: code,
-            error: result?.error,
-          });
-        }
+        if (samples.length < 10)
+          samples.push({ ...target(op), status: code, error: result?.error });
       }
     });
     pending = again;
@@ -234,5 +283,5 @@ export async function sendBulk(
       await delay(retry.itemWaitMs, undefined, { signal });
     }
   }
-  return { succeeded, failed, samples };
+  return { succeeded, failed, samples, refused };
 }

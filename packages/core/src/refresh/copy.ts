@@ -45,7 +45,8 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
   );
   // Two attempts of one chunk (a stalled job re-run while the first still writes) take turns:
   // the second waits for the lock, then deletes what the first committed, so rows are never
-  // doubled. The range starts afresh, and so do the clean's counts for it (see cleanChunk).
+  // doubled. The range starts afresh, and so do the clean's counts for it (see cleanChunk) and
+  // the rows the index rejected (see removeRefusedRows).
   // Sent with the connection's tag in one round trip.
   const target = await ctx.scope
     .connect(
@@ -53,7 +54,7 @@ export async function copyChunk(ctx: JobContext, data: ChunkJobData): Promise<Co
       `BEGIN;
        SELECT pg_advisory_xact_lock(hashtext(${literal(`${data.runId}.c${data.chunk}`)}));
        DELETE FROM ${ident(names.tempTable)} AS u WHERE ${inRange};
-       UPDATE freshet.chunks SET result = result - 'clean'
+       UPDATE freshet.chunks SET result = result - 'clean' - 'refused'
         WHERE run_id = ${literal(data.runId)} AND chunk = ${Number(data.chunk)}`,
     )
     .catch(async (err: unknown) => {

@@ -5,19 +5,36 @@ import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
-import { BufferPool, BulkBody, sendBulk, Slots, type BulkFailure } from './bulk.js';
+import {
+  BufferPool,
+  BulkBody,
+  sendBulk,
+  Slots,
+  type BulkFailure,
+  type BulkRefusal,
+} from './bulk.js';
 import { BinaryCopyParser } from './copy-binary.js';
+import { removeRefusedRows, type RejectedRows } from './remove-refused-rows.js';
 import { documentExpression, sensitiveExpression } from './sql.js';
 
 export interface IndexResult {
-  /** Documents written to the main index (== rows in the range). */
+  /** Documents written to the main index (== rows left in the range). */
   readonly rows: number;
   /** Documents also written to the filtered index. */
   readonly filtered: number;
+  /**
+   * Rows whose document Elasticsearch refused for its content, removed from the range, by
+   * reason (`es-refused:<type>`): the chunk's totals over every attempt that committed, when this
+   * attempt met refusals (the chunk keeps them in `result.refused` either way).
+   */
+  readonly rejected?: RejectedRows;
   readonly ms: number;
 }
 
-/** A bulk item or request failure: the chunk fails and is retried; nothing is dropped silently. */
+/**
+ * A bulk item refused for another reason than its content, or a request failure: the chunk fails
+ * and is retried; nothing is dropped silently.
+ */
 export class BulkIndexError extends Error {
   override readonly name = 'BulkIndexError';
   constructor(
@@ -69,6 +86,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   let succeeded = 0;
   let failed = 0;
   const samples: BulkFailure[] = [];
+  const refused: BulkRefusal[] = [];
   const inFlight = new Set<Promise<void>>();
   let sendError: Error | undefined;
   // Requests run while the next body is read; a failed one stops the reading.
@@ -81,6 +99,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
         succeeded += outcome.succeeded;
         failed += outcome.failed;
         for (const s of outcome.samples) if (samples.length < 10) samples.push(s);
+        refused.push(...outcome.refused);
       })
       .catch((err: unknown) => {
         sendError ??= err instanceof Error ? err : new Error(`bulk request failed: ${String(err)}`);
@@ -150,10 +169,30 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
   if (sendError !== undefined) throw sendError;
   if (failed > 0) throw new BulkIndexError(failed, samples);
-  if (succeeded !== ops) {
+  if (succeeded + refused.length !== ops) {
     throw new Error(
-      `bulk indexing acknowledged ${succeeded} of ${ops} documents; the chunk is retried`,
+      `bulk indexing acknowledged ${succeeded} and refused ${refused.length} of ${ops} documents; the chunk is retried`,
     );
   }
-  return { rows, filtered, ms: Date.now() - started };
+  if (refused.length === 0) return { rows, filtered, ms: Date.now() - started };
+  // Documents refused for their content would be refused again by any retry: their rows are
+  // rejected (removed from the table and both indices, counted), and the chunk is done.
+  const removed = await removeRefusedRows(ctx, data, def, names, refused, slots);
+  let kept = filtered - removed.filtered;
+  if (removed.concurrent) {
+    // Another attempt removed some of them: count what the range holds now.
+    const { rows: left } = await ctx.scope.query<{ n: number }>(
+      ctx.dbs.api,
+      `SELECT count(*)::bigint AS n FROM ${ident(names.tempTable)} AS t
+        WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}
+          AND NOT ${sensitiveExpression(def, ctx.sensitiveTerms)}`,
+    );
+    kept = Number(left[0]?.n ?? 0);
+  }
+  return {
+    rows: rows - removed.rows,
+    filtered: kept,
+    rejected: removed.rejected,
+    ms: Date.now() - started,
+  };
 }

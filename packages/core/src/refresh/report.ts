@@ -17,7 +17,11 @@ export interface ReportResult {
   readonly indexSources: Record<string, number>;
   readonly totalBefore: number;
   readonly totalAfter: number;
-  /** Rows the copy skipped (removed upstream, deleted) and the clean rejected, by reason. */
+  /**
+   * Rows the copy skipped (removed upstream, deleted), and rows rejected by reason: by the copy
+   * (no key), the clean (bad URL or license, duplicate key) and the index (`es-refused:<type>`,
+   * documents Elasticsearch refused for their content).
+   */
   readonly skipped: Record<string, number>;
   readonly rejected: Record<string, number>;
 }
@@ -39,6 +43,10 @@ async function accountedRows(
      UNION ALL
      SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
        FROM freshet.chunks, jsonb_each(coalesce(result -> 'copy' -> 'rejected', '{}')) AS r(k, v)
+      WHERE run_id = $1 GROUP BY k
+     UNION ALL
+     SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'refused', '{}')) AS r(k, v)
       WHERE run_id = $1 GROUP BY k`,
     [runId],
   );
