@@ -35,6 +35,18 @@ void describe('loadConfig', () => {
     assert.equal(config.CHUNK_SIZE_ROWS, undefined);
   });
 
+  void it('MAX_REJECTED_RATE is a fraction, 0.01 by default', () => {
+    assert.equal(loadConfig({}).MAX_REJECTED_RATE, 0.01);
+    assert.equal(loadConfig({ MAX_REJECTED_RATE: '0' }).MAX_REJECTED_RATE, 0);
+    assert.equal(loadConfig({ MAX_REJECTED_RATE: '0.25' }).MAX_REJECTED_RATE, 0.25);
+    assert.equal(loadConfig({ MAX_REJECTED_RATE: '1' }).MAX_REJECTED_RATE, 1);
+    for (const value of ['-0.1', '1.5', '5%', 'lots']) {
+      assert.deepEqual(configError({ MAX_REJECTED_RATE: value }).problems, [
+        `MAX_REJECTED_RATE must be a fraction like 0.01, got "${value}"`,
+      ]);
+    }
+  });
+
   void it('reads process.env when given no argument', () => {
     assert.deepEqual(loadConfig(), loadConfig(process.env));
   });

@@ -97,6 +97,18 @@ const schema = z.object({
     .optional(),
   FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
   FRESHET_ALLOW_DROP: bool.default(false),
+  /**
+   * The largest share (a fraction, default 0.01 = 1%) of a run's documents that Elasticsearch may
+   * refuse for their content before finalize fails the run ahead of promotion. Each refused
+   * document's row is rejected and counted (`es-refused:<type>`), so a few poison rows never
+   * block a refresh; past this share the mapping is broken, not the data dirty. Of the rows that
+   * reached the index step: refused / (rows left + refused).
+   */
+  MAX_REJECTED_RATE: z.coerce
+    .number({ message: 'must be a fraction like 0.01' })
+    .min(0, { message: 'must be a fraction like 0.01' })
+    .max(1, { message: 'must be a fraction like 0.01' })
+    .default(0.01),
   DASHBOARD_PUBLIC_URL: url(['http:', 'https:'], 'https://freshet.example.org').optional(),
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
   STUCK_AFTER_MS: positiveInt.default(15 * 60_000),

@@ -11,6 +11,24 @@ export interface FinalizeResult {
   readonly indexDocs: number;
   readonly filteredRows: number;
   readonly filteredDocs: number;
+  /** Rows whose document Elasticsearch refused for its content (rejected), by reason. */
+  readonly refused: Record<string, number>;
+}
+
+/** The run's rows whose documents were refused, by reason, with a few sample keys. */
+async function refusedRows(
+  ctx: JobContext,
+  runId: string,
+): Promise<{ reason: string; n: number; sample: string[] }[]> {
+  const { rows } = await ctx.scope.query<{ reason: string; n: number; sample: string[] | null }>(
+    ctx.dbs.api,
+    `SELECT k AS reason, sum((v ->> 'count')::bigint)::bigint AS n,
+            (array_agg(v -> 'sample' ->> 0) FILTER (WHERE v -> 'sample' ->> 0 IS NOT NULL))[1:3] AS sample
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'refused', '{}')) AS r(k, v)
+      WHERE run_id = $1 GROUP BY k ORDER BY n DESC, k`,
+    [runId],
+  );
+  return rows.map((r) => ({ reason: r.reason, n: Number(r.n), sample: r.sample ?? [] }));
 }
 
 /** A verification mismatch: the run fails before promotion; retrying cannot fix it. */
@@ -21,8 +39,9 @@ export class VerificationError extends UnrecoverableError {
 /**
  * Restores refresh and replicas on the new indices, refreshes them and verifies the counts exactly:
  * documents == temp table rows, filtered documents == rows without sensitive terms, and no key
- * twice in the table; and that an empty build does not replace a live table with rows (unless
- * FRESHET_ALLOW_DROP). Any problem fails the run before promotion.
+ * twice in the table; that an empty build does not replace a live table with rows (unless
+ * FRESHET_ALLOW_DROP); and that Elasticsearch refused no more than MAX_REJECTED_RATE of the
+ * documents. Any problem fails the run before promotion.
  */
 export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
@@ -54,7 +73,14 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
   const filteredRows = Number(rows[0]?.filtered ?? 0);
   const indexDocs = (await ctx.es.count({ index: names.index })).count;
   const filteredDocs = (await ctx.es.count({ index: names.filteredIndex })).count;
-  const result = { tableRows, indexDocs, filteredRows, filteredDocs };
+  const refused = await refusedRows(ctx, data.runId);
+  const result = {
+    tableRows,
+    indexDocs,
+    filteredRows,
+    filteredDocs,
+    refused: Object.fromEntries(refused.map((r) => [r.reason, r.n])),
+  };
   const problems: string[] = [];
   if (distinctKeys !== tableRows) {
     problems.push(`${tableRows - distinctKeys} duplicate key(s) in ${names.tempTable}`);
@@ -80,6 +106,19 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
         `the new build is empty but the live ${names.table} has ${liveRows} rows; refusing to replace it (FRESHET_ALLOW_DROP=true allows it)`,
       );
     }
+  }
+  // A few refused documents are dirty data (their rows are rejected and counted); a large share
+  // is a mapping that does not fit the data, and promoting that build would hide it.
+  const refusedTotal = refused.reduce((sum, r) => sum + r.n, 0);
+  const reached = tableRows + refusedTotal;
+  const rate = reached === 0 ? 0 : refusedTotal / reached;
+  if (refusedTotal > 0 && rate > ctx.config.MAX_REJECTED_RATE) {
+    const reasons = refused
+      .map((r) => `${r.reason} ${r.n} (e.g. key ${r.sample.join(', ')})`)
+      .join(', ');
+    problems.push(
+      `Elasticsearch refused ${refusedTotal} of ${reached} documents (${(rate * 100).toFixed(2)}%), more than MAX_REJECTED_RATE ${ctx.config.MAX_REJECTED_RATE}: ${reasons}; the mapping ${def.document.mapping} does not fit the data (fix it or the data, or raise MAX_REJECTED_RATE)`,
+    );
   }
   if (problems.length > 0) {
     throw new VerificationError(`verification failed before promotion: ${problems.join('; ')}`);
