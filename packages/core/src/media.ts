@@ -48,6 +48,16 @@ const mediaSchema = z
       .object({
         urlColumns: z.array(identifier).default([]),
         licenseColumn: identifier.optional(),
+        /**
+         * The tag rules, applied to each element of the tags array in this order (the first that
+         * matches drops the tag, counted by reason): `malformed` (not an object, a name that is
+         * not a string or longer than `maxNameLength`, an accuracy that is not a number or a
+         * numeric string or is beyond Elasticsearch's float, a provider that is an object or an
+         * array), `low-accuracy` (accuracy below `minAccuracy`; a tag without one is kept),
+         * `denylisted-provider` (provider exactly one of `denylistedProviders`), `denylisted`
+         * (the lower-cased name is exactly one of `denylist` or contains one of
+         * `denylistSubstrings`, both compared lower-cased).
+         */
         tags: z
           .object({
             column: identifier,
@@ -55,7 +65,8 @@ const mediaSchema = z
             denylistedProviders: z.array(z.string()).default([]),
             denylist: z.array(z.string()).default([]),
             denylistSubstrings: z.array(z.string()).default([]),
-            maxNameLength: z.number().int().positive().default(255),
+            /** Longest tag name kept, in characters; absent: no limit (Openverse has none). */
+            maxNameLength: z.number().int().positive().optional(),
           })
           .strict()
           .optional(),

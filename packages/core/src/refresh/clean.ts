@@ -56,15 +56,16 @@ const tagFields = `SELECT jsonb_typeof(x.e) AS et, jsonb_typeof(x.e -> 'name') A
 
 /**
  * The reason a tag element (its {@link tagFields} `f`) is dropped, as a SQL CASE (NULL keeps it).
- * Malformed: not an object, a name that is not a string (or blank, or too long), an accuracy that
- * is neither null, a number nor a numeric string, or beyond what Elasticsearch's float holds, a
- * provider that is an object or an array.
+ * Malformed: not an object, a name that is not a string (or longer than the definition's
+ * `maxNameLength`), an accuracy that is neither null, a number nor a numeric string, or beyond
+ * what Elasticsearch's float holds, a provider that is an object or an array. A blank name is a
+ * string: kept, as Openverse keeps it.
  */
 function tagReason(tags: NonNullable<MediaDefinition['cleaning']['tags']>): string {
   const substrings = tags.denylistSubstrings.map((s) => `%${s.replace(/[\\%_]/g, '\\$&')}%`);
   return `CASE
     WHEN f.et <> 'object' OR f.nt IS DISTINCT FROM 'string'
-      OR btrim(f.n) = '' OR length(f.n) > ${tags.maxNameLength}
+      ${tags.maxNameLength === undefined ? '' : `OR length(f.n) > ${tags.maxNameLength}`}
       OR (f.has_a AND f.at <> 'null' AND (f.acc IS NULL OR abs(f.acc) > ${FLOAT_MAX}))
       OR f.pt IN ('object', 'array')
       THEN 'malformed'

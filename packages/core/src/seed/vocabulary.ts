@@ -567,13 +567,13 @@ export const machineTagNames: readonly string[] = [
   'tree',
 ];
 
-/** Flickr-style junk tags that the cleaning denylists reject. */
+/** Flickr-style junk tags that the cleaning denylists reject (Openverse's tag rules). */
 export const junkTagNames: readonly string[] = [
   'squareformat',
   'uploaded:by=flickrmobile',
   'flickriosapp:filter=nofilter',
   'cc0',
-  'creative commons',
+  'by-nc-sa',
 ];
 
 /** A deterministic word for a unique-ised column: the same `n` always gives the same word. */
