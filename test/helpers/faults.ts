@@ -564,7 +564,7 @@ export async function openCheckpoints(url: string): Promise<Checkpoints> {
 // ---------------------------------------------------------------------------------------------
 
 /** The mapping of every fault-test media type (core features only). */
-const faultMapping = {
+export const faultMapping = {
   settings: { index: { number_of_shards: 1 } },
   mappings: {
     dynamic: 'strict',
@@ -640,11 +640,20 @@ export function faultDefinition(table: string, opts: { hostile?: boolean } = {})
   };
 }
 
-/** Writes a definitions file holding `definitions` (by media name) and the fault mapping. */
-export function writeFaultMedia(definitions: Record<string, unknown>): string {
+/**
+ * Writes a definitions file holding `definitions` (by media name), the fault mapping
+ * (`fault.json`) and any other mapping files in `mappings` (by file name).
+ */
+export function writeFaultMedia(
+  definitions: Record<string, unknown>,
+  mappings: Record<string, unknown> = {},
+): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'freshet-faults-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, 'fault.json'), JSON.stringify(faultMapping));
+  for (const [file, body] of Object.entries(mappings)) {
+    writeFileSync(path.join(dir, file), JSON.stringify(body));
+  }
   const file = path.join(dir, 'media.json');
   writeFileSync(file, JSON.stringify(definitions));
   return file;
