@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, redactUrl } from '../../packages/core/src/config.js';
+import { ConfigError, loadConfig } from '../../packages/core/src/config.js';
 
 /** The ConfigError that loading `env` throws. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -170,26 +170,5 @@ void describe('loadConfig', () => {
       (config as { REDIS_URL: string }).REDIS_URL = 'redis://elsewhere:6379';
     }, TypeError);
     assert.equal(config.REDIS_URL, 'redis://127.0.0.1:6379');
-  });
-});
-
-void describe('redactUrl', () => {
-  void it('hides the password and keeps the rest', () => {
-    const shown = redactUrl('postgres://freshet:s3cret@db.example:5432/freshet_api');
-    assert.equal(shown, 'postgres://freshet:***@db.example:5432/freshet_api');
-    assert.equal(redactUrl('redis://:s3cret@127.0.0.1:6379'), 'redis://:***@127.0.0.1:6379');
-    assert.ok(!redactUrl('https://elastic:s3cret@es.example:9243').includes('s3cret'));
-  });
-
-  void it('leaves a URL without a password as it is', () => {
-    assert.equal(redactUrl('redis://127.0.0.1:6379'), 'redis://127.0.0.1:6379');
-    assert.equal(
-      redactUrl('postgres://postgres@127.0.0.1:5432/x'),
-      'postgres://postgres@127.0.0.1:5432/x',
-    );
-  });
-
-  void it('prints nothing of a value it cannot parse', () => {
-    assert.equal(redactUrl('://freshet:s3cret@db.example'), '<unparseable url>');
   });
 });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { maskSecrets } from './redact.js';
 
 /** The repository root (two levels above packages/core/src). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -176,9 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0]);
       const raw = input[key];
-      const shown = secretSettings.has(key)
-        ? '<redacted>'
-        : JSON.stringify(key.endsWith('_URL') && raw !== undefined ? maskCredentials(raw) : raw);
+      const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(shownValue(key, raw));
       return `${key} ${issue.message}, got ${shown}`;
     });
     throw new ConfigError(problems);
@@ -186,18 +185,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze(parsed.data);
 }
 
-/** Hides a `user:password@` part even in a string that does not parse as a URL. */
-function maskCredentials(value: string): string {
-  return value.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
-}
-
-/** A URL with its password replaced, safe to log. */
-export function redactUrl(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
+/** A rejected value as printed: URLs masked; a URL setting with `@` but no `//` hidden whole. */
+function shownValue(key: string, raw: string | undefined): string | undefined {
+  if (raw === undefined || !key.endsWith('_URL')) return raw;
+  // `:pw@host:6379` without its scheme has no `//` for maskSecrets to find the userinfo by.
+  if (raw.includes('@') && !raw.includes('//')) return '<redacted: not a URL>';
+  return maskSecrets(raw);
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
-import { redactUrl, type Config } from './config.js';
+import type { Config } from './config.js';
+import { maskSecrets } from './redact.js';
 
 function tlsOptions(config: Config): RedisOptions {
   return config.REDIS_TLS_CA_FILE ? { tls: { ca: readFileSync(config.REDIS_TLS_CA_FILE) } } : {};
@@ -52,7 +53,9 @@ export async function checkRedis(config: Config): Promise<void> {
     await redis.ping();
   } catch (err) {
     throw new Error(
-      `cannot reach Redis at ${redactUrl(config.REDIS_URL)} (REDIS_URL): ${(lastError ?? (err as Error)).message}`,
+      maskSecrets(
+        `cannot reach Redis at ${config.REDIS_URL} (REDIS_URL): ${(lastError ?? (err as Error)).message}`,
+      ),
       { cause: err },
     );
   } finally {
