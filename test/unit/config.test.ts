@@ -116,9 +116,46 @@ void describe('loadConfig', () => {
     for (const setting of ['FRESHET_OPERATOR_TOKEN', 'FRESHET_VIEWER_TOKEN']) {
       const err = configError({ [setting]: 'hunter2', WORKER_CONCURRENCY: 'abc' });
       const [problem] = err.problems.filter((p) => p.startsWith(setting));
-      assert.equal(problem, `${setting} must be at least 8 characters, got <redacted>`);
+      assert.equal(
+        problem,
+        `${setting} must be at least 24 characters with at least 6 different ones (make one with: openssl rand -hex 24), got <redacted>`,
+      );
       assert.ok(!everythingShown(err).includes('hunter2'), `${setting} value was printed`);
     }
+  });
+
+  void it('wants dashboard tokens of 24 characters or more, not one character repeated', () => {
+    const ok = 'c0ffee-5ca1ab1e-d15ea5e-42';
+    assert.equal(loadConfig({ FRESHET_OPERATOR_TOKEN: ok }).FRESHET_OPERATOR_TOKEN, ok);
+    for (const bad of ['0123456789abcdef0123456', 'a'.repeat(40), 'abababababababababababababab']) {
+      const err = configError({ FRESHET_VIEWER_TOKEN: bad });
+      assert.equal(err.problems.length, 1, err.message);
+      assert.match(err.problems[0] ?? '', /^FRESHET_VIEWER_TOKEN must be at least 24 characters/);
+      assert.ok(!everythingShown(err).includes(bad));
+    }
+  });
+
+  void it('refuses the same token for operator and viewer, listed beside other problems', () => {
+    const same = 'a-long-token-0123456789abcdef';
+    const err = configError({
+      FRESHET_OPERATOR_TOKEN: same,
+      FRESHET_VIEWER_TOKEN: same,
+      WORKER_CONCURRENCY: 'abc',
+      DASHBOARD_PORT: 'x',
+    });
+    assert.deepEqual(err.problems.map((p) => p.split(' ')[0]).sort(), [
+      'DASHBOARD_PORT',
+      'FRESHET_VIEWER_TOKEN',
+      'WORKER_CONCURRENCY',
+    ]);
+    assert.ok(
+      err.problems.includes(
+        'FRESHET_VIEWER_TOKEN must differ from FRESHET_OPERATOR_TOKEN (the same token would sign the viewer in as operator), got <redacted>',
+      ),
+    );
+    assert.ok(!everythingShown(err).includes(same), 'the token was printed');
+    const alone = configError({ FRESHET_OPERATOR_TOKEN: same, FRESHET_VIEWER_TOKEN: same });
+    assert.equal(alone.problems.length, 1);
   });
 
   void it('never prints the password of a rejected URL', () => {

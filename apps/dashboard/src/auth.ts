@@ -27,7 +27,7 @@ export function roleTokens(
   if (!tokens.operator && !tokens.viewer) {
     throw new UserError(
       'the dashboard needs at least one of FRESHET_OPERATOR_TOKEN (may change runs and queues) ' +
-        'and FRESHET_VIEWER_TOKEN (read-only), each 8 or more characters; set one and start again',
+        'and FRESHET_VIEWER_TOKEN (read-only), each 24 or more characters; set one and start again',
     );
   }
   return Object.freeze(tokens);

@@ -26,6 +26,15 @@ const nonNegativeInt = z.coerce
   .number({ message: 'must be a non-negative integer' })
   .int({ message: 'must be a non-negative integer' })
   .min(0, { message: 'must be a non-negative integer' });
+/** Shortest dashboard token, and the fewest different characters in it. */
+export const tokenMinLength = 24;
+const tokenMinDistinct = 6;
+const tokenRule = `must be at least ${tokenMinLength} characters with at least ${tokenMinDistinct} different ones (make one with: openssl rand -hex 24)`;
+const token = z
+  .string()
+  .refine((v) => v.length >= tokenMinLength && new Set(v).size >= tokenMinDistinct, {
+    message: tokenRule,
+  });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /** Every setting Freshet reads, with its default and its expected form. */
@@ -92,11 +101,8 @@ const schema = z.object({
     .min(0, { message: 'must be a TCP port (1-65535)' })
     .max(65535, { message: 'must be a TCP port (1-65535)' })
     .default(3000),
-  FRESHET_OPERATOR_TOKEN: z
-    .string()
-    .min(8, { message: 'must be at least 8 characters' })
-    .optional(),
-  FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
+  FRESHET_OPERATOR_TOKEN: token.optional(),
+  FRESHET_VIEWER_TOKEN: token.optional(),
   FRESHET_ALLOW_DROP: bool.default(false),
   DASHBOARD_PUBLIC_URL: url(['http:', 'https:'], 'https://freshet.example.org').optional(),
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
@@ -173,15 +179,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (value !== undefined && value !== '') input[key] = value;
   }
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0]);
-      const raw = input[key];
-      const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(shownValue(key, raw));
-      return `${key} ${issue.message}, got ${shown}`;
-    });
-    throw new ConfigError(problems);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0]);
+        const raw = input[key];
+        const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(shownValue(key, raw));
+        return `${key} ${issue.message}, got ${shown}`;
+      });
+  // Checked on the raw values, so the problem is listed even beside others.
+  if (
+    input.FRESHET_OPERATOR_TOKEN !== undefined &&
+    input.FRESHET_OPERATOR_TOKEN === input.FRESHET_VIEWER_TOKEN
+  ) {
+    problems.push(
+      'FRESHET_VIEWER_TOKEN must differ from FRESHET_OPERATOR_TOKEN (the same token would sign the viewer in as operator), got <redacted>',
+    );
   }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }
 
