@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import {
   CHUNK_QUEUE,
@@ -959,6 +960,68 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
     }
     assert.doesNotMatch(all, /authorization/i);
   });
+
+  it(
+    'throttles failed logins per address: 429 past the limit, the right token after the window',
+    { timeout: TEST_MS },
+    async () => {
+      const failures = 5;
+      const throttled = await startDashboard(
+        loadConfig({
+          ...w.t.env,
+          DASHBOARD_PORT: '0',
+          DASHBOARD_LOGIN_FAILURES: String(failures),
+          DASHBOARD_LOGIN_WINDOW_MS: '1500',
+        }),
+        w.logger,
+        { host: '127.0.0.1' },
+      );
+      const logsBefore = w.logs.length;
+      const get = (headers: Record<string, string>, p = '/api/session') =>
+        fetch(`${throttled.url}${p}`, { headers });
+      const wrong = { authorization: 'Bearer wrong-guess-0123456789abcdef' };
+      try {
+        // Requests without credentials (a browser's first) and signed-in ones never count.
+        for (let i = 0; i < failures + 3; i++) {
+          assert.equal((await get({})).status, 401);
+          assert.equal((await get(w.auth('viewer'))).status, 200);
+        }
+        for (let i = 0; i < failures; i++) {
+          const res = await get(wrong);
+          assert.equal(res.status, 401, `failure ${i + 1}`);
+        }
+        const over = await get(wrong);
+        assert.equal(over.status, 429);
+        const retryAfter = Number(over.headers.get('retry-after'));
+        assert.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter}`);
+        assert.match(await errorBody(over), /too many failed logins from this address/);
+        // Past the limit nothing is even compared: the right token is refused too, everywhere.
+        for (const p of ['/api/session', '/queues/api/queues', '/metrics', '/']) {
+          assert.equal((await get(w.auth('operator'), p)).status, 429, p);
+        }
+        assert.equal((await get(w.auth('viewer-basic'))).status, 429);
+        assert.equal((await fetch(`${throttled.url}/healthz`)).status, 200);
+
+        // The window is time itself: wait it out, as Retry-After says.
+        await delay(retryAfter * 1000);
+        const back = await get(w.auth('operator'));
+        assert.equal(back.status, 200, 'the right token gets in once the window has passed');
+        assert.equal((await get(wrong)).status, 401, 'a new window counts from zero');
+      } finally {
+        await throttled.close();
+      }
+      const lines = w.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const failed = lines.filter((l) => l.msg === 'login failed');
+      assert.equal(failed.length, failures + 2, 'each counted failure is logged');
+      assert.ok(failed.every((l) => l.level === 40 && l.scheme === 'bearer' && l.client));
+      const refused = lines.filter((l) => String(l.msg).startsWith('login throttled'));
+      assert.ok(refused.length >= 6 && refused.every((l) => l.level === 40));
+      const text = w.logs.slice(logsBefore).join('\n');
+      for (const secret of [wrong.authorization.slice(7), w.tokens.operator, w.tokens.viewer]) {
+        assert.ok(!text.includes(secret), 'a credential is in the log');
+      }
+    },
+  );
 
   it('reports not ready (503) when Redis does not answer', { timeout: TEST_MS }, async () => {
     const config = loadConfig({

@@ -141,10 +141,10 @@ void describe('loadConfig', () => {
       FRESHET_OPERATOR_TOKEN: same,
       FRESHET_VIEWER_TOKEN: same,
       WORKER_CONCURRENCY: 'abc',
-      DASHBOARD_PORT: 'x',
+      DASHBOARD_LOGIN_FAILURES: '0',
     });
     assert.deepEqual(err.problems.map((p) => p.split(' ')[0]).sort(), [
-      'DASHBOARD_PORT',
+      'DASHBOARD_LOGIN_FAILURES',
       'FRESHET_VIEWER_TOKEN',
       'WORKER_CONCURRENCY',
     ]);
@@ -156,6 +156,13 @@ void describe('loadConfig', () => {
     assert.ok(!everythingShown(err).includes(same), 'the token was printed');
     const alone = configError({ FRESHET_OPERATOR_TOKEN: same, FRESHET_VIEWER_TOKEN: same });
     assert.equal(alone.problems.length, 1);
+  });
+
+  void it('reads the login throttle settings', () => {
+    const c = loadConfig({ DASHBOARD_LOGIN_FAILURES: '5', DASHBOARD_LOGIN_WINDOW_MS: '1500' });
+    assert.deepEqual([c.DASHBOARD_LOGIN_FAILURES, c.DASHBOARD_LOGIN_WINDOW_MS], [5, 1500]);
+    const d = loadConfig({});
+    assert.deepEqual([d.DASHBOARD_LOGIN_FAILURES, d.DASHBOARD_LOGIN_WINDOW_MS], [20, 60_000]);
   });
 
   void it('never prints the password of a rejected URL', () => {

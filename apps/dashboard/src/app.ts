@@ -19,6 +19,7 @@ import { rejectCrossSite, requireAuth, roleTokens, type Role, type RoleTokens } 
 import { boardPath, createBoards } from './board.js';
 import { createHealth } from './health.js';
 import { errorHandler, notFound } from './http-errors.js';
+import { createLoginThrottle } from './login-throttle.js';
 import { createMetrics, type DashboardMetrics } from './metrics.js';
 import { createPages } from './pages.js';
 import { RunView } from './run-view.js';
@@ -95,7 +96,12 @@ export function createDashboardApp(deps: {
   app.set('trust proxy', false);
   app.use(securityHeaders, requestLog(logger));
   app.use(createHealth({ queue: producer.queues.stage, db: producer.api, logger }));
-  app.use(requireAuth(tokens), rejectCrossSite());
+  const throttle = createLoginThrottle({
+    failures: producer.config.DASHBOARD_LOGIN_FAILURES,
+    windowMs: producer.config.DASHBOARD_LOGIN_WINDOW_MS,
+    logger,
+  });
+  app.use(requireAuth(tokens, throttle), rejectCrossSite());
   app.get('/metrics', async (_req, res) => {
     const text = await metrics.render();
     res

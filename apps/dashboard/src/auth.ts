@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { UserError, type Config } from '@freshet/core';
+import type { LoginThrottle } from './login-throttle.js';
 
 /** Who is signed in: the operator may change things, the viewer only looks. */
 export type Role = 'operator' | 'viewer';
@@ -88,20 +89,30 @@ export function roleOf(res: Response): Role {
 
 /**
  * Answers 401 with a Basic challenge (so a browser shows its login prompt) unless the request
- * carries a valid token; stores the role in `res.locals.role`.
+ * carries a valid token; stores the role in `res.locals.role`. With a `throttle`, a client
+ * past its failed-login limit gets 429 whatever it sends, and each wrong credential counts.
  */
-export function requireAuth(tokens: RoleTokens): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
+export function requireAuth(tokens: RoleTokens, throttle?: LoginThrottle): RequestHandler {
+  const unauthorized = (res: Response) => {
+    res.status(401).set('WWW-Authenticate', `Basic realm="${authRealm}"`).json({
+      error:
+        'authentication required: send Authorization: Bearer <token>, or sign in as operator or viewer with the token as password',
+    });
+  };
+  const check = async (req: Request, res: Response, next: NextFunction) => {
+    if (throttle && (await throttle.refused(req, res))) return;
     const role = roleFromAuthorization(req.headers.authorization, tokens);
-    if (!role) {
-      res.status(401).set('WWW-Authenticate', `Basic realm="${authRealm}"`).json({
-        error:
-          'authentication required: send Authorization: Bearer <token>, or sign in as operator or viewer with the token as password',
-      });
-      return;
+    if (role) {
+      (res.locals as { role: Role }).role = role;
+      next();
+    } else if (throttle && req.headers.authorization !== undefined) {
+      throttle.failed(req, res, next, () => unauthorized(res));
+    } else {
+      unauthorized(res);
     }
-    (res.locals as { role: Role }).role = role;
-    next();
+  };
+  return (req, res, next) => {
+    check(req, res, next).catch(next);
   };
 }
 

@@ -103,6 +103,9 @@ const schema = z.object({
     .default(3000),
   FRESHET_OPERATOR_TOKEN: token.optional(),
   FRESHET_VIEWER_TOKEN: token.optional(),
+  /** Failed logins (wrong credentials) one client address may make per window before 429s. */
+  DASHBOARD_LOGIN_FAILURES: positiveInt.default(20),
+  DASHBOARD_LOGIN_WINDOW_MS: positiveInt.default(60_000),
   FRESHET_ALLOW_DROP: bool.default(false),
   DASHBOARD_PUBLIC_URL: url(['http:', 'https:'], 'https://freshet.example.org').optional(),
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
