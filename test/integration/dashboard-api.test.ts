@@ -732,10 +732,11 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       assert.equal(nightly.lastSlot, null, 'no slot came due yet');
       assert.deepEqual([weekly.enabled, weekly.next], [false, []]);
       assert.equal((await get('?count=5')).schedules[0]?.next.length, 5);
-      for (const bad of ['?count=0', '?count=21', '?count=x']) {
+      assert.equal((await get('?count=100000')).schedules[0]?.next.length, 20, 'clamped to 20');
+      for (const bad of ['?count=0', '?count=-1', '?count=x', '?count=1e3']) {
         const res = await w.request(`/api/schedules${bad}`, { as: 'viewer' });
         assert.equal(res.status, 400, bad);
-        assert.match(await errorBody(res), /count must be an integer from 1 to 20/);
+        assert.match(await errorBody(res), /count must be a positive integer \(at most 20/);
       }
 
       // A slot the scheduler claimed and started shows as the latest one.
@@ -1019,6 +1020,100 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       const text = w.logs.slice(logsBefore).join('\n');
       for (const secret of [wrong.authorization.slice(7), w.tokens.operator, w.tokens.viewer]) {
         assert.ok(!text.includes(secret), 'a credential is in the log');
+      }
+    },
+  );
+
+  it(
+    'clamps every list: Bull Board pages to 200 jobs, runs to 500',
+    { timeout: TEST_MS },
+    async () => {
+      const chunk = w.t.queues.chunk;
+      await chunk.addBulk(
+        Array.from({ length: 250 }, (_, i) => ({
+          name: 'probe',
+          data: { i },
+          opts: { jobId: `probe-${i}` },
+        })),
+      );
+      try {
+        const list = async (query: string) => {
+          const res = await w.request(`/queues/api/queues?activeQueue=${CHUNK_QUEUE}&${query}`, {
+            as: 'viewer',
+          });
+          assert.equal(res.status, 200, `${query}: ${await res.clone().text()}`);
+          const body = (await res.json()) as {
+            queues: { name: string; jobs: unknown[]; pagination: { range: { end: number } } }[];
+          };
+          const q = body.queues.find((x) => x.name === CHUNK_QUEUE);
+          assert.ok(q);
+          return q;
+        };
+        const all = await list('status=waiting&jobsPerPage=100000');
+        assert.equal(all.jobs.length, 200, 'at most the clamp');
+        assert.equal(all.pagination.range.end, 199);
+        assert.equal(
+          (await list('status=waiting&jobsPerPage=%31%30%30%30%30%30')).jobs.length,
+          200,
+        );
+        assert.equal((await list('status=latest&jobsPerPage=5000')).jobs.length, 200);
+        assert.equal((await list('status=waiting&jobsPerPage=50')).jobs.length, 50);
+        // A page far past the end is an empty page, not a Redis range error (a 500 before).
+        assert.equal((await list('status=waiting&page=100000000000000000000')).jobs.length, 0);
+        for (const bad of ['jobsPerPage=abc', 'jobsPerPage=0', 'page=-1']) {
+          const res = await w.request(`/queues/api/queues?activeQueue=${CHUNK_QUEUE}&${bad}`, {
+            as: 'viewer',
+          });
+          assert.equal(res.status, 400, bad);
+        }
+      } finally {
+        await chunk.drain();
+      }
+      assert.equal(await chunk.getWaitingCount(), 0);
+      const runs = await w.request('/api/runs?limit=100000', { as: 'viewer' });
+      assert.equal(runs.status, 200);
+      assert.ok(((await runs.json()) as { runs: unknown[] }).runs.length <= 500);
+      for (const bad of ['?limit=0', '?limit=x', '?limit=-3']) {
+        const res = await w.request(`/api/runs${bad}`, { as: 'viewer' });
+        assert.equal(res.status, 400, bad);
+        assert.match(await errorBody(res), /limit must be a positive integer \(at most 500/);
+      }
+    },
+  );
+
+  it(
+    'answers 400 to NUL and other control characters in query parameters',
+    { timeout: TEST_MS },
+    async () => {
+      for (const [p, name] of [
+        ['/api/runs?media=%00', 'media'],
+        ['/api/runs?status=%01running', 'status'],
+        ['/api/runs?media=image%0Ax', 'media'],
+        ['/api/runs?limit=5&x%7F=1', 'x\u007f'],
+        [`/api/runs/${runId}?v=%C2%85`, 'v'],
+        ['/api/schedules?count=3%00', 'count'],
+        [`/queues/api/queues?activeQueue=${STAGE_QUEUE}&status=%00`, 'status'],
+        [`/queues/api/queues?activeQueue=${STAGE_QUEUE}%00`, 'activeQueue'],
+        ['/metrics?x=%1b[2J', 'x'],
+      ] as const) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 400, p);
+        assert.equal(
+          await errorBody(res),
+          `query parameter ${JSON.stringify(JSON.parse(`"${name}"`))} holds a control character; send printable text`,
+          p,
+        );
+      }
+      for (const p of ['/api/runs?media=%zz', '/api/runs?media=%C3%28']) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 400, p);
+        assert.match(await errorBody(res), /malformed percent-escape/);
+      }
+      // Printable text, other scripts and spaces stay fine.
+      for (const p of ['/api/runs?media=imag%C3%A9', '/api/runs?media=a+b&status=x%20y']) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 200, p);
+        assert.deepEqual(((await res.json()) as { runs: unknown[] }).runs, []);
       }
     },
   );

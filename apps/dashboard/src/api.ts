@@ -102,14 +102,18 @@ export function runIdParam(req: Request): string {
   return id;
 }
 
+/**
+ * A positive integer query parameter, clamped to `max` (asking for more gets the most there is
+ * to give); 400 when it is not a positive integer.
+ */
 function intQuery(req: Request, name: string, def: number, max: number): number {
   const raw = req.query[name];
   if (raw === undefined) return def;
-  const n = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new HttpError(400, `${name} must be an integer from 1 to ${max}`);
+  const n = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new HttpError(400, `${name} must be a positive integer (at most ${max} are given)`);
   }
-  return n;
+  return Math.min(n, max);
 }
 
 function stringQuery(req: Request, name: string): string | undefined {

@@ -22,6 +22,7 @@ import { errorHandler, notFound } from './http-errors.js';
 import { createLoginThrottle } from './login-throttle.js';
 import { createMetrics, type DashboardMetrics } from './metrics.js';
 import { createPages } from './pages.js';
+import { rejectBadQuery } from './query-guard.js';
 import { RunView } from './run-view.js';
 import { Schedules } from './schedules.js';
 
@@ -101,7 +102,7 @@ export function createDashboardApp(deps: {
     windowMs: producer.config.DASHBOARD_LOGIN_WINDOW_MS,
     logger,
   });
-  app.use(requireAuth(tokens, throttle), rejectCrossSite());
+  app.use(requireAuth(tokens, throttle), rejectCrossSite(), rejectBadQuery());
   app.get('/metrics', async (_req, res) => {
     const text = await metrics.render();
     res

@@ -8,6 +8,34 @@ import { isSafeMethod, roleOf, type Role } from './auth.js';
 /** Where Bull Board is mounted. */
 export const boardPath = '/queues';
 
+/** Most jobs one Bull Board list answers (its `jobsPerPage`): a few hundred, never all kept. */
+export const maxJobsPerPage = 200;
+/** Highest page number passed on (higher ones would overflow Redis's range arguments). */
+export const maxPage = 100_000;
+
+/**
+ * The URL with Bull Board's `jobsPerPage` and `page` clamped to {@link maxJobsPerPage} and
+ * {@link maxPage}; other parameters are left byte for byte (Bull Board decodes them itself).
+ * A value that is not a finite number is left for Bull Board's own validation (a 400).
+ */
+export function clampBoardQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const limits: Record<string, number> = { jobsPerPage: maxJobsPerPage, page: maxPage };
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const max = eq < 0 ? undefined : limits[pair.slice(0, eq)];
+      if (max === undefined) return pair;
+      const n = Number(decodeURIComponent(pair.slice(eq + 1)));
+      return Number.isFinite(n) && n > max ? `${pair.slice(0, eq)}=${max}` : pair;
+    })
+    .join('&');
+  return `${url.slice(0, q)}?${query}`;
+}
+
 /** A link from a job in Bull Board to its run's page. */
 function runLink(job: { data?: unknown }) {
   const runId = (job.data as { runId?: unknown } | undefined)?.runId;
@@ -66,6 +94,8 @@ export function createBoards(queues: readonly Queue[]): Router {
         .json({ error: 'the queues are read-only for the viewer role' });
       return;
     }
+    // Bull Board's own schema has no upper bound: a viewer could ask for every kept job at once.
+    req.url = clampBoardQuery(req.url);
     boards[role](req, res, next);
   });
   return router;
