@@ -15,6 +15,8 @@ import { after, before, describe, it } from 'node:test';
 import {
   CHUNK_QUEUE,
   createProducerRedis,
+  createQueues,
+  RedisUnavailableError,
   getMedia,
   loadConfig,
   repoRoot,
@@ -24,8 +26,9 @@ import {
   UserError,
 } from '@freshet/core';
 import { startDashboard } from '@freshet/dashboard';
-import { ScheduleStore } from '@freshet/producer';
+import { openProducer, ScheduleStore, startRefresh } from '@freshet/producer';
 import { createDashboardWorld, type As, type DashboardWorld } from '../helpers/dashboard.js';
+import { startRedisServer, type RedisServer } from '../helpers/faults.js';
 
 const unknownRun = '20000101-000000-abcd';
 const TEST_MS = 60_000;
@@ -1165,6 +1168,209 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       assert.equal(code, 2, stderr);
       assert.match(stderr, /^freshet: .*FRESHET_OPERATOR_TOKEN.*FRESHET_VIEWER_TOKEN/);
+    },
+  );
+});
+
+/**
+ * The dashboard on a Redis of the test's own (with a password), which is shut down: every
+ * request that needs Redis answers 503 naming it (password masked) well within 5 s, changes
+ * nothing and leaves no run behind; once Redis is back, a refresh is accepted.
+ */
+describe('dashboard while Redis is away', { timeout: 180_000 }, () => {
+  const password = 'away-s3cret-Pw-77';
+  let redis: RedisServer;
+  let w: DashboardWorld;
+  /** A run started while Redis was up; stays queued (no worker). */
+  let runId: string;
+  /** The 503 message: the URL masked, then the connection's error. */
+  let unreachable: RegExp;
+
+  const runRows = async () =>
+    (
+      await w.t.dbs.api.query<{ id: string; media: string; status: string }>(
+        'SELECT id, media, status FROM freshet.runs ORDER BY created_at',
+      )
+    ).rows;
+
+  before(async () => {
+    redis = await startRedisServer({ password });
+    w = await createDashboardWorld({ REDIS_URL: redis.url });
+    unreachable = new RegExp(
+      `^Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${redis.port} is unreachable: .+`,
+    );
+    const res = await w.request('/api/runs', {
+      as: 'operator',
+      method: 'POST',
+      json: { media: 'image' },
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    runId = ((await res.json()) as { runId: string }).runId;
+    await redis.shutdown();
+  });
+
+  after(async () => {
+    await w?.close();
+    await redis?.close();
+  });
+
+  it(
+    'answers 503 within 5 s to every request that needs Redis, and changes nothing',
+    { timeout: 120_000 },
+    async () => {
+      const requests: [string, string, As, unknown][] = [
+        ['GET', '/metrics', 'viewer', undefined],
+        ['GET', '/queues/api/queues', 'viewer', undefined],
+        [
+          'GET',
+          `/queues/api/queues?activeQueue=${STAGE_QUEUE}&status=waiting`,
+          'operator',
+          undefined,
+        ],
+        ['PUT', `/queues/api/queues/${STAGE_QUEUE}/pause`, 'operator', {}],
+        ['POST', '/api/runs', 'operator', { media: 'audio' }],
+        ['POST', '/api/runs', 'operator', { media: 'audio', shadow: true }],
+        ...['pause', 'resume', 'cancel', 'retry', 'approve', 'discard'].map(
+          (action) =>
+            ['POST', `/api/runs/${runId}/${action}`, 'operator', undefined] as [
+              string,
+              string,
+              As,
+              unknown,
+            ],
+        ),
+      ];
+      // Twice: right after the shutdown (the connection may not know yet) and once it knows.
+      for (const round of [1, 2]) {
+        for (const [method, p, as, json] of requests) {
+          const started = performance.now();
+          const res = await w.request(p, { as, method, ...(json ? { json } : {}) });
+          const ms = performance.now() - started;
+          const what = `round ${round}: ${method} ${p}`;
+          assert.equal(res.status, 503, `${what}: ${await res.clone().text()}`);
+          assert.ok(ms < 5_000, `${what} took ${Math.round(ms)} ms`);
+          const message = await errorBody(res);
+          assert.match(message, unreachable, what);
+          assert.ok(!message.includes(password), `${what}: the password is shown`);
+        }
+      }
+      assert.deepEqual(
+        (await runRows()).map((r) => [r.id, r.status]),
+        [[runId, 'queued']],
+        'no run was added, the queued one is untouched',
+      );
+      // What needs only PostgreSQL still answers; readiness says Redis is down.
+      assert.equal((await w.request('/api/runs', { as: 'viewer' })).status, 200);
+      assert.equal((await w.request(`/api/runs/${runId}`, { as: 'viewer' })).status, 200);
+      const ready = await w.request('/readyz');
+      assert.equal(ready.status, 503);
+      assert.deepEqual(((await ready.json()) as { checks: unknown }).checks, {
+        redis: 'down',
+        api: 'ok',
+      });
+      // A dry run reads only the catalog: it needs no Redis (409 here: no upstream table).
+      const dry = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'audio', dryRun: true },
+      });
+      assert.equal(dry.status, 409);
+      assert.ok(!w.logs.join('\n').includes(password), 'the password is in the log');
+    },
+  );
+
+  it(
+    'startRefresh refuses at once, with nothing recorded, on a connection that never reached Redis',
+    { timeout: 60_000 },
+    async () => {
+      // No gate in front here, and BullMQ alone would wait for the connection without a bound.
+      const producer = openProducer(w.t.config);
+      try {
+        await assert.rejects(startRefresh(producer, { media: 'audio' }), (err: Error) => {
+          assert.ok(err instanceof RedisUnavailableError, String(err));
+          assert.match(err.message, unreachable);
+          assert.match(err.message, /the refresh was not started$/);
+          assert.ok(!err.message.includes(password));
+          return true;
+        });
+      } finally {
+        await producer.close();
+      }
+      assert.deepEqual(
+        (await runRows()).map((r) => r.media),
+        ['image'],
+      );
+    },
+  );
+
+  it(
+    'accepts a refresh once Redis is back, with its flow in Redis',
+    { timeout: 60_000 },
+    async () => {
+      await redis.start();
+      // The dashboard's own connection reconnects on its backoff (at most 2 s a try).
+      const deadline = Date.now() + 20_000;
+      while ((await w.request('/readyz')).status !== 200) {
+        assert.ok(Date.now() < deadline, 'the dashboard did not see Redis again within 20 s');
+        await delay(100);
+      }
+      const res = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'audio' },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      const { runId: audio } = (await res.json()) as { runId: string };
+      const redisConn = createProducerRedis(w.t.config);
+      const queues = createQueues(w.t.config, redisConn);
+      try {
+        assert.ok(await queues.stage.getJob(`${audio}.preflight`), 'the flow is in Redis');
+      } finally {
+        await queues.close();
+        redisConn.disconnect();
+      }
+      assert.equal((await w.request('/metrics', { as: 'viewer' })).status, 200);
+      const controls = await w.request(`/api/runs/${runId}/cancel`, {
+        as: 'operator',
+        method: 'POST',
+      });
+      assert.equal(controls.status, 200);
+    },
+  );
+
+  it(
+    'takes a run back when Redis refuses its flow (maxmemory reached): no phantom queued run',
+    { timeout: 60_000 },
+    async () => {
+      const admin = createProducerRedis(w.t.config);
+      try {
+        // noeviction and a full memory: Redis answers, but refuses every write with OOM.
+        await admin.config('SET', 'maxmemory', '1');
+        const before = await runRows();
+        const res = await w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          json: { media: 'image', profile: 'staging' },
+        });
+        assert.equal(res.status, 500, await res.clone().text());
+        assert.deepEqual(await runRows(), before, 'the run was recorded, then deleted again');
+        assert.ok(
+          w.logs.some(
+            (l) =>
+              l.includes('could not enqueue the refresh') && l.includes('the run was not recorded'),
+          ),
+        );
+        await admin.config('SET', 'maxmemory', '0');
+        const again = await w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          json: { media: 'image', profile: 'staging' },
+        });
+        assert.equal(again.status, 202, 'the media is free: nothing blocks it');
+      } finally {
+        await admin.config('SET', 'maxmemory', '0');
+        admin.disconnect();
+      }
     },
   );
 });

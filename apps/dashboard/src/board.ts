@@ -3,7 +3,15 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
+import type { Logger, RedisWatch } from '@freshet/core';
 import { isSafeMethod, roleOf, type Role } from './auth.js';
+
+/** What the boards need besides their queues. */
+export interface BoardDeps {
+  /** The queues' connection: while it is away, the board's API answers 503 at once. */
+  readonly redis: RedisWatch;
+  readonly logger: Logger;
+}
 
 /** Where Bull Board is mounted. */
 export const boardPath = '/queues';
@@ -44,7 +52,12 @@ function runLink(job: { data?: unknown }) {
     : { href: '/' };
 }
 
-function board(queues: readonly Queue[], role: Role): express.Express {
+/** What Bull Board's error handler returns. */
+type BoardAnswer = ReturnType<Parameters<ExpressAdapter['setErrorHandler']>[0]>;
+/** Bull Board's types list the statuses it uses itself; its express adapter sends any. */
+const unavailable = 503 as BoardAnswer['status'];
+
+function board(queues: readonly Queue[], role: Role, deps: BoardDeps): express.Express {
   const readOnly = role === 'viewer';
   const adapter = new ExpressAdapter().setBasePath(boardPath);
   createBullBoard({
@@ -69,6 +82,19 @@ function board(queues: readonly Queue[], role: Role): express.Express {
       },
     },
   });
+  // Bull Board's own handler answers every error as a 500 with its message (Redis's own words
+  // included). Errors it raises itself (bad input, unknown queue or job) keep their status.
+  const boardErrors = adapter['errorHandler'];
+  adapter.setErrorHandler((err: Error & { statusCode?: number }): BoardAnswer => {
+    const explained = deps.redis.explain(err);
+    if (explained !== err) {
+      deps.logger.warn({ err: explained }, 'Bull Board request failed: Redis is unreachable');
+      return { status: unavailable, body: { error: (explained as Error).message } };
+    }
+    if (err.statusCode && err.statusCode < 500 && boardErrors) return boardErrors(err);
+    deps.logger.error({ err }, 'Bull Board request failed');
+    return { status: 500, body: { error: 'internal error; the dashboard log has the details' } };
+  });
   return adapter.getRouter() as express.Express;
 }
 
@@ -79,10 +105,10 @@ function board(queues: readonly Queue[], role: Role): express.Express {
  * As a second line, any changing method from the viewer is answered 405 here, before Bull Board:
  * its pause-all and resume-all routes skip read-only queues but still answer 200.
  */
-export function createBoards(queues: readonly Queue[]): Router {
+export function createBoards(queues: readonly Queue[], deps: BoardDeps): Router {
   const boards: Record<Role, express.Express> = {
-    operator: board(queues, 'operator'),
-    viewer: board(queues, 'viewer'),
+    operator: board(queues, 'operator', deps),
+    viewer: board(queues, 'viewer', deps),
   };
   const router = express.Router();
   router.use((req: Request, res: Response, next: NextFunction) => {
@@ -92,6 +118,13 @@ export function createBoards(queues: readonly Queue[]): Router {
         .status(405)
         .set('Allow', 'GET, HEAD')
         .json({ error: 'the queues are read-only for the viewer role' });
+      return;
+    }
+    // Every call of the board's API needs Redis: while it is away, say so at once (its pages
+    // and assets do not, and still load).
+    const away = req.path.startsWith('/api/') ? deps.redis.unavailable() : undefined;
+    if (away) {
+      res.status(503).json({ error: away.message });
       return;
     }
     // Bull Board's own schema has no upper bound: a viewer could ask for every kept job at once.
