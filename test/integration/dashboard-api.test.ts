@@ -392,6 +392,70 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
   );
 
   it(
+    'wants JSON or X-Requested-With on a changing POST, and an Origin of the same scheme, host and port',
+    { timeout: TEST_MS },
+    async () => {
+      const raw = (p: string, method: string, headers: Record<string, string>, body?: string) =>
+        fetch(`${w.dashboard.url}${p}`, {
+          method,
+          headers: { ...w.auth('operator'), ...headers },
+          ...(body !== undefined ? { body } : {}),
+        });
+      // What a cross-site form can send: a POST with a text or form body, no custom header.
+      for (const [p, body] of [
+        ['/api/runs', '{"media":"audio"}'],
+        [`/api/runs/${runId}/cancel`, ''],
+        [`/queues/api/queues/${STAGE_QUEUE}/add`, '{"name":"x","data":{}}'],
+      ] as const) {
+        for (const type of [
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=x',
+        ]) {
+          const res = await raw(p, 'POST', { 'content-type': type }, body || 'x=1');
+          assert.equal(res.status, 415, `${type} ${p}`);
+          assert.match(await errorBody(res), /Content-Type: application\/json/);
+        }
+        const bare = await raw(p, 'POST', {});
+        assert.equal(bare.status, 403, `POST ${p} without a body or header`);
+        assert.match(await errorBody(bare), /X-Requested-With/);
+      }
+      // Origins: a scheme, port or host other than the request's is cross-site; "null" too.
+      const port = new URL(w.dashboard.url).port;
+      for (const origin of [
+        `https://127.0.0.1:${port}`,
+        `http://127.0.0.1:${Number(port) + 1}`,
+        `http://localhost:${port}`,
+        'null',
+        'not a url',
+      ]) {
+        const res = await raw(`/api/runs/${runId}/pause`, 'POST', {
+          origin,
+          'x-requested-with': 'test',
+        });
+        assert.equal(res.status, 403, origin);
+      }
+      await assertUntouched();
+      // The same origin, JSON or the header pass the check (approve then answers 409 here:
+      // the run is not awaiting approval; nothing changes). So do Bull Board's bodiless PUTs.
+      for (const [headers, body] of [
+        [{ origin: w.dashboard.url, 'x-requested-with': 'test' }, undefined],
+        [{ 'content-type': 'application/json' }, '{}'],
+        [{ 'content-type': 'application/json; charset=utf-8', origin: w.dashboard.url }, '{}'],
+      ] as const) {
+        const res = await raw(`/api/runs/${runId}/approve`, 'POST', headers, body);
+        assert.equal(res.status, 409, JSON.stringify(headers));
+      }
+      const put = await raw(`/queues/api/queues/${STAGE_QUEUE}/pause`, 'PUT', {
+        origin: w.dashboard.url,
+      });
+      assert.equal(put.status, 200);
+      assert.equal((await raw(`/queues/api/queues/${STAGE_QUEUE}/resume`, 'PUT', {})).status, 200);
+      await assertUntouched();
+    },
+  );
+
+  it(
     'answers 400 to bad input, 413 to a big body, 415 to a non-JSON body',
     { timeout: TEST_MS },
     async () => {

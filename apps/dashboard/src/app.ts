@@ -105,7 +105,11 @@ export function createDashboardApp(deps: {
     windowMs: producer.config.DASHBOARD_LOGIN_WINDOW_MS,
     logger,
   });
-  app.use(requireAuth(tokens, throttle), rejectCrossSite(), rejectBadQuery());
+  app.use(
+    requireAuth(tokens, throttle),
+    rejectCrossSite(producer.config.DASHBOARD_PUBLIC_URL),
+    rejectBadQuery(),
+  );
   app.get('/metrics', requireRedis(redis), async (_req, res) => {
     const text = await metrics.render();
     res

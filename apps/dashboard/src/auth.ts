@@ -136,13 +136,42 @@ export function isSafeMethod(method: string): boolean {
   return safeMethods.has(method.toUpperCase());
 }
 
+/** The header a script may send instead of a JSON body (a cross-site form cannot set one). */
+export const requestedWithHeader = 'x-requested-with';
+
+/** The origin (`scheme://host[:port]`) of a URL, or undefined if it has none. */
+function originOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const origin = new URL(url).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True if the request carries a body (any length, or chunked). */
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
 /**
  * Refuses changing requests a browser sends on behalf of another site (CSRF): Basic credentials
- * are sent automatically, so a form on any page could otherwise post to the dashboard. Uses
- * `Sec-Fetch-Site` when the browser sends it, else compares `Origin` with `Host`. Clients that
- * are not browsers (curl, scripts) send neither and pass.
+ * are sent automatically, so a form on any page could otherwise post to the dashboard. Two
+ * layers, each enough on its own against a browser:
+ *
+ * 1. Where the request comes from: `Sec-Fetch-Site` when the browser sends it (same-origin or
+ *    none), else `Origin`, whose scheme, host and port must be the request's own (or those of
+ *    DASHBOARD_PUBLIC_URL, for a dashboard behind a TLS proxy). Clients that are not browsers
+ *    (curl, scripts) send neither.
+ * 2. What it is: a body must be JSON (`Content-Type: application/json`), and a POST must be
+ *    JSON or carry an `X-Requested-With` header. A cross-site form can only send a POST with a
+ *    form or text body and no custom header; anything else makes the browser ask first (CORS),
+ *    which this server never allows. Bull Board's PUTs without a body pass.
  */
-export function rejectCrossSite(): RequestHandler {
+export function rejectCrossSite(publicUrl?: string): RequestHandler {
+  const publicOrigin = originOf(publicUrl);
   return (req: Request, res: Response, next: NextFunction) => {
     if (isSafeMethod(req.method)) {
       next();
@@ -154,14 +183,24 @@ export function rejectCrossSite(): RequestHandler {
     if (typeof site === 'string') {
       crossSite = site !== 'same-origin' && site !== 'none';
     } else if (typeof origin === 'string') {
-      try {
-        crossSite = new URL(origin).host !== req.headers.host;
-      } catch {
-        crossSite = true;
-      }
+      const own = originOf(`${req.protocol}://${req.headers.host ?? ''}`);
+      const seen = originOf(origin);
+      crossSite = seen === undefined || (seen !== own && seen !== publicOrigin);
     }
     if (crossSite) {
       res.status(403).json({ error: 'cross-site requests cannot change anything here' });
+      return;
+    }
+    const json = req.is('application/json') === 'application/json';
+    if (hasBody(req) && !json) {
+      res.status(415).json({ error: 'send the body as JSON with Content-Type: application/json' });
+      return;
+    }
+    if (req.method.toUpperCase() === 'POST' && !json && !req.headers[requestedWithHeader]) {
+      res.status(403).json({
+        error:
+          'a POST here needs Content-Type: application/json (with a JSON body) or an X-Requested-With header',
+      });
       return;
     }
     next();
