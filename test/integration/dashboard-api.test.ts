@@ -1018,6 +1018,33 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
     assert.equal((await w.request('/assets/tsconfig.json', { as: 'viewer' })).status, 404);
   });
 
+  it(
+    'serves Bull Board with a content security policy and no font from outside',
+    { timeout: TEST_MS },
+    async () => {
+      const res = await w.request('/queues/', { as: 'viewer' });
+      assert.equal(res.status, 200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.match(csp, /font-src 'self'/);
+      const html = await res.text();
+      assert.match(html, /<script defer src="static\/js\/main\.[0-9a-f]+\.js">/);
+      assert.doesNotMatch(html, /fonts\.googleapis|fonts\.gstatic/);
+      // Nothing the page loads by itself comes from another origin.
+      const loads = [...html.matchAll(/<(?:link|script)\b[^>]*\b(?:href|src)="([^"]+)"/g)].map(
+        (m) => m[1] ?? '',
+      );
+      assert.ok(loads.length >= 4, loads.join(' '));
+      assert.deepEqual(
+        loads.filter((u) => /^(https?:)?\/\//.test(u)),
+        [],
+      );
+      const api = await w.request('/queues/api/queues', { as: 'viewer' });
+      assert.match(api.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    },
+  );
+
   it('never writes a token to the logs', { timeout: TEST_MS }, () => {
     assert.ok(w.logs.length > 20, `expected request logs, got ${w.logs.length} lines`);
     assert.ok(w.logs.some((l) => l.includes('"msg":"request"') && l.includes('"status":401')));

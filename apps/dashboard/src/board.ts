@@ -52,6 +52,41 @@ function runLink(job: { data?: unknown }) {
     : { href: '/' };
 }
 
+/**
+ * Bull Board's page: its own scripts, styles and workers only. Styles may be inline (its
+ * loading screen and its components set them), scripts may not; its `<base href>` is ours.
+ */
+export const boardContentSecurityPolicy = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "worker-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * Bull Board's page links a public font service's stylesheet: a dashboard on a closed network
+ * would try to reach the internet on every first visit (and the policy above refuses it). Its
+ * CSS falls back to the system's sans-serif and monospace fonts.
+ */
+export function withoutExternalFonts(html: string): string {
+  return html.replace(
+    /<link\b[^>]*\bhref="https?:\/\/fonts\.(googleapis|gstatic)\.com[^>]*>\s*/gi,
+    '',
+  );
+}
+
+type RenderEngine = (
+  path: string,
+  options: object,
+  callback: (err: Error | null, html?: string) => void,
+) => void;
+
 /** What Bull Board's error handler returns. */
 type BoardAnswer = ReturnType<Parameters<ExpressAdapter['setErrorHandler']>[0]>;
 /** Bull Board's types list the statuses it uses itself; its express adapter sends any. */
@@ -81,6 +116,14 @@ function board(queues: readonly Queue[], role: Role, deps: BoardDeps): express.E
           : {}),
       },
     },
+  });
+  const app = adapter.getRouter() as express.Express & { engines: Record<string, RenderEngine> };
+  const render = app.engines['.ejs'];
+  if (!render) throw new Error('Bull Board renders no ejs view: its adapter changed');
+  app.engine('ejs', (file, options, callback) => {
+    render(file, options, (err, html) =>
+      callback(err, html === undefined ? html : withoutExternalFonts(html)),
+    );
   });
   // Bull Board's own handler answers every error as a 500 with its message (Redis's own words
   // included). Errors it raises itself (bad input, unknown queue or job) keep their status.
@@ -127,6 +170,7 @@ export function createBoards(queues: readonly Queue[], deps: BoardDeps): Router 
       res.status(503).json({ error: away.message });
       return;
     }
+    res.set('Content-Security-Policy', boardContentSecurityPolicy);
     // Bull Board's own schema has no upper bound: a viewer could ask for every kept job at once.
     req.url = clampBoardQuery(req.url);
     boards[role](req, res, next);
