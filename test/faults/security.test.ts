@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -122,6 +123,40 @@ describe('SQL identifiers from configuration and requests', () => {
       JSON.stringify({ clip: { ...base, upstreamTable: 'image; DROP TABLE x' } }),
     );
     assert.throws(() => loadMediaCatalog(file), /upstreamTable: .*got "image; DROP TABLE x"/);
+  });
+
+  it('a mapping path must stay inside the media folder (.., absolute, symbolic links)', () => {
+    const dir = path.dirname(writeFaultMedia({}));
+    const base = faultDefinition('clip');
+    const outside = path.join(mkdtempSync(path.join(tmpdir(), 'freshet-outside-')), 'm.json');
+    writeFileSync(outside, readFileSync(path.join(dir, 'fault.json')));
+    symlinkSync(outside, path.join(dir, 'link.json'));
+    const withMapping = (mapping: string) => ({
+      ...base,
+      document: { ...base.document, mapping },
+    });
+    for (const mapping of [
+      '../fault.json',
+      outside,
+      'sub/../../fault.json',
+      'link.json',
+      '.',
+      '',
+    ]) {
+      assert.throws(
+        () => parseMediaDefinition('clip', withMapping(mapping), dir),
+        /document\.mapping must be a file inside the media folder|media type clip is invalid/,
+        mapping,
+      );
+    }
+    for (const mapping of [
+      'fault.json',
+      './fault.json',
+      'sub/../fault.json',
+      path.join(dir, 'fault.json'),
+    ]) {
+      assert.equal(parseMediaDefinition('clip', withMapping(mapping), dir).name, 'clip', mapping);
+    }
   });
 
   it('literals for SQL text survive a round trip through PostgreSQL unchanged', async () => {
