@@ -43,8 +43,8 @@ for media in image audio; do
   echo
 done
 
-export FRESHET_OPERATOR_TOKEN="${FRESHET_OPERATOR_TOKEN:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
-export FRESHET_VIEWER_TOKEN="${FRESHET_VIEWER_TOKEN:-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+export FRESHET_OPERATOR_TOKEN="${FRESHET_OPERATOR_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+export FRESHET_VIEWER_TOKEN="${FRESHET_VIEWER_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 port="${DASHBOARD_PORT:-3000}"
 echo
 echo "dashboard: http://127.0.0.1:$port/  (log in as operator / $FRESHET_OPERATOR_TOKEN, or viewer / $FRESHET_VIEWER_TOKEN)"

@@ -253,13 +253,31 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       assert.equal(await schedules.locator('ul.fires li').count(), 6);
       await page.screenshot({ path: path.join(resultsDir, 'dashboard-runs.png'), fullPage: true });
       const board = await operator.newPage();
+      // Bull Board's page loads nothing from another origin, and its policy blocks nothing.
+      const origin = new URL(w.dashboard.url).origin;
+      const outside: string[] = [];
+      const boardErrors: string[] = [];
+      board.on('request', (r) => {
+        if (!r.url().startsWith('data:') && new URL(r.url()).origin !== origin)
+          outside.push(r.url());
+      });
+      board.on('pageerror', (err) => boardErrors.push(`pageerror: ${err.message}`));
+      board.on('console', (msg) => {
+        if (msg.type() === 'error') boardErrors.push(`console: ${msg.text()}`);
+      });
       try {
         await board.goto(`${w.dashboard.url}/queues/`);
         await board.getByText(CHUNK_QUEUE).first().waitFor();
         await board.getByText(STAGE_QUEUE).first().waitFor();
+        // A queue's job list too (it renders job data with its highlighter worker).
+        await board.goto(`${w.dashboard.url}/queues/queue/${STAGE_QUEUE}?status=completed`);
+        await board.getByText(`${runId}.report`).first().waitFor();
+        await board.screenshot({ path: path.join(resultsDir, 'bull-board.png'), fullPage: true });
       } finally {
         await board.close();
       }
+      assert.deepEqual(outside, [], 'requests to other origins');
+      assert.deepEqual(boardErrors, [], 'script errors or blocked resources');
     },
   );
 

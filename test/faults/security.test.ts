@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -124,6 +125,40 @@ describe('SQL identifiers from configuration and requests', () => {
     assert.throws(() => loadMediaCatalog(file), /upstreamTable: .*got "image; DROP TABLE x"/);
   });
 
+  it('a mapping path must stay inside the media folder (.., absolute, symbolic links)', () => {
+    const dir = path.dirname(writeFaultMedia({}));
+    const base = faultDefinition('clip');
+    const outside = path.join(mkdtempSync(path.join(tmpdir(), 'freshet-outside-')), 'm.json');
+    writeFileSync(outside, readFileSync(path.join(dir, 'fault.json')));
+    symlinkSync(outside, path.join(dir, 'link.json'));
+    const withMapping = (mapping: string) => ({
+      ...base,
+      document: { ...base.document, mapping },
+    });
+    for (const mapping of [
+      '../fault.json',
+      outside,
+      'sub/../../fault.json',
+      'link.json',
+      '.',
+      '',
+    ]) {
+      assert.throws(
+        () => parseMediaDefinition('clip', withMapping(mapping), dir),
+        /document\.mapping must be a file inside the media folder|media type clip is invalid/,
+        mapping,
+      );
+    }
+    for (const mapping of [
+      'fault.json',
+      './fault.json',
+      'sub/../fault.json',
+      path.join(dir, 'fault.json'),
+    ]) {
+      assert.equal(parseMediaDefinition('clip', withMapping(mapping), dir).name, 'clip', mapping);
+    }
+  });
+
   it('literals for SQL text survive a round trip through PostgreSQL unchanged', async () => {
     const t = await createTestEnv();
     try {
@@ -170,11 +205,14 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
     es: 'es-s3cret-Pw-7',
     esKey: 'es-api-key-s3cret-5',
     db: 'db-s3cret-Pw-3',
-    operator: 'operator-token-s3cret-1',
-    viewer: 'viewer-token-s3cret-2',
+    operator: 'operator-token-s3cret-1-0a1b2c',
+    viewer: 'viewer-token-s3cret-2-3d4e5f',
     webhook: 'hook-s3cret-path-8',
+    query: 'query-s3cret-Pw-4',
   };
-  const all = Object.values(secrets);
+  // Passwords with an unescaped @ or /: a URL parser cuts them there, so each half is scanned for.
+  const halves = ['at-s3cret-a', 'at-s3cret-b', 'slash-s3cret-a', 'slash-s3cret-b'];
+  const all = [...Object.values(secrets), ...halves];
   let redis: RedisServer;
   let t: TestEnv;
   let worker: CliProcess | undefined;
@@ -257,6 +295,32 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
         { ...env, API_DATABASE_URL: `postgres://postgres:${secrets.db}@127.0.0.1:${closed}/x` },
       ],
       [
+        'a Redis password in a password= parameter',
+        ['check'],
+        { ...env, REDIS_URL: `redis://127.0.0.1:${closed}/0?password=${secrets.query}` },
+      ],
+      [
+        'a database password in an sslpassword= parameter',
+        ['check'],
+        {
+          ...env,
+          API_DATABASE_URL: `postgres://postgres@127.0.0.1:${closed}/x?sslpassword=${secrets.query}`,
+        },
+      ],
+      [
+        'a Redis password with an unescaped @',
+        ['check'],
+        { ...env, REDIS_URL: `redis://:${halves[0]}@${halves[1]}@127.0.0.1:${closed}` },
+      ],
+      [
+        'a database password with an unescaped /',
+        ['check'],
+        {
+          ...env,
+          CATALOG_DATABASE_URL: `postgres://postgres:${halves[2]}/${halves[3]}@127.0.0.1:${closed}/x`,
+        },
+      ],
+      [
         'invalid settings beside secrets',
         ['check'],
         {
@@ -286,6 +350,13 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
       { ...env, REDIS_URL: `redis://:${secrets.redis}x@127.0.0.1:${redis.port}` },
       15_000,
     );
+    // The worker's startup line, with the (wrong) password in the query string.
+    await run(
+      'a Redis password in a password= parameter (worker)',
+      ['worker'],
+      { ...env, REDIS_URL: `redis://127.0.0.1:${redis.port}/0?password=${secrets.query}` },
+      15_000,
+    );
     await worker.stop();
     outputs.push({ what: 'worker', out: worker.output(), ms: 0, code: null });
   });
@@ -313,6 +384,11 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
     'unreachable Elasticsearch with credentials in the URL',
     'unreachable Elasticsearch with an API key',
     'unreachable database',
+    'a Redis password in a password= parameter',
+    'a Redis password in a password= parameter (worker)',
+    'a database password in an sslpassword= parameter',
+    'a Redis password with an unescaped @',
+    'a database password with an unescaped /',
     'invalid settings beside secrets',
   ]) {
     it(`no secret in the output of: ${what}`, (c) => {
@@ -323,13 +399,42 @@ describe('secrets never appear in logs or error messages', { timeout: 180_000 },
     });
   }
 
-  for (const what of ['wrong Redis password', 'wrong Redis password (worker)']) {
+  for (const what of [
+    'wrong Redis password',
+    'wrong Redis password (worker)',
+    'a Redis password in a password= parameter (worker)',
+  ]) {
     it(`${what}: fails the command at once, with one line naming REDIS_URL`, () => {
       const o = outputs.find((x) => x.what === what);
       assert.equal(o?.code, 1, o?.out);
       assert.match(o?.out ?? '', /REDIS_URL/);
     });
   }
+
+  it('masked URLs still say where: host, port, path and the parameter name', () => {
+    const out = (what: string) => outputs.find((o) => o.what === what)?.out ?? '';
+    assert.match(
+      out('a Redis password in a password= parameter'),
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/0\?password=\*\*\* \(REDIS_URL\)/,
+    );
+    assert.match(
+      out('a Redis password in a password= parameter (worker)'),
+      /freshet: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/0\?password=\*\*\* \(REDIS_URL\)/,
+    );
+    assert.match(
+      out('a database password in an sslpassword= parameter'),
+      /postgres:\/\/postgres@127\.0\.0\.1:\d+\/x\?sslpassword=\*\*\*/,
+    );
+    assert.match(
+      out('a Redis password with an unescaped @'),
+      /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(REDIS_URL\)/,
+    );
+    // A URL parser cuts that password at the /: the setting is refused, printed masked whole.
+    assert.match(
+      out('a database password with an unescaped /'),
+      /CATALOG_DATABASE_URL must be a URL like .*, got "postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/x"/,
+    );
+  });
 
   it('no secret in the run store (runs, attempts, logs, audit, alerts)', async () => {
     let dump = '';

@@ -87,14 +87,20 @@ export async function createDashboardWorld(
     logger,
     auth,
     request(path, opts = {}) {
-      const headers: Record<string, string> = { ...auth(opts.as ?? 'nobody'), ...opts.headers };
+      // As the run view's script does: every changing request says it is not a form.
+      const method = opts.method ?? 'GET';
+      const headers: Record<string, string> = {
+        ...auth(opts.as ?? 'nobody'),
+        ...(method === 'GET' ? {} : { 'x-requested-with': 'freshet-test' }),
+        ...opts.headers,
+      };
       let body = opts.body;
       if (opts.json !== undefined) {
         body = JSON.stringify(opts.json);
         headers['content-type'] ??= 'application/json';
       }
       return fetch(`${dashboard.url}${path}`, {
-        method: opts.method ?? 'GET',
+        method,
         headers,
         ...(body !== undefined ? { body } : {}),
         redirect: 'manual',

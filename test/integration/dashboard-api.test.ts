@@ -10,10 +10,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import {
   CHUNK_QUEUE,
   createProducerRedis,
+  createQueues,
+  RedisUnavailableError,
   getMedia,
   loadConfig,
   repoRoot,
@@ -23,8 +26,9 @@ import {
   UserError,
 } from '@freshet/core';
 import { startDashboard } from '@freshet/dashboard';
-import { ScheduleStore } from '@freshet/producer';
+import { openProducer, ScheduleStore, startRefresh } from '@freshet/producer';
 import { createDashboardWorld, type As, type DashboardWorld } from '../helpers/dashboard.js';
+import { startRedisServer, type RedisServer } from '../helpers/faults.js';
 
 const unknownRun = '20000101-000000-abcd';
 const TEST_MS = 60_000;
@@ -388,6 +392,70 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
   );
 
   it(
+    'wants JSON or X-Requested-With on a changing POST, and an Origin of the same scheme, host and port',
+    { timeout: TEST_MS },
+    async () => {
+      const raw = (p: string, method: string, headers: Record<string, string>, body?: string) =>
+        fetch(`${w.dashboard.url}${p}`, {
+          method,
+          headers: { ...w.auth('operator'), ...headers },
+          ...(body !== undefined ? { body } : {}),
+        });
+      // What a cross-site form can send: a POST with a text or form body, no custom header.
+      for (const [p, body] of [
+        ['/api/runs', '{"media":"audio"}'],
+        [`/api/runs/${runId}/cancel`, ''],
+        [`/queues/api/queues/${STAGE_QUEUE}/add`, '{"name":"x","data":{}}'],
+      ] as const) {
+        for (const type of [
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=x',
+        ]) {
+          const res = await raw(p, 'POST', { 'content-type': type }, body || 'x=1');
+          assert.equal(res.status, 415, `${type} ${p}`);
+          assert.match(await errorBody(res), /Content-Type: application\/json/);
+        }
+        const bare = await raw(p, 'POST', {});
+        assert.equal(bare.status, 403, `POST ${p} without a body or header`);
+        assert.match(await errorBody(bare), /X-Requested-With/);
+      }
+      // Origins: a scheme, port or host other than the request's is cross-site; "null" too.
+      const port = new URL(w.dashboard.url).port;
+      for (const origin of [
+        `https://127.0.0.1:${port}`,
+        `http://127.0.0.1:${Number(port) + 1}`,
+        `http://localhost:${port}`,
+        'null',
+        'not a url',
+      ]) {
+        const res = await raw(`/api/runs/${runId}/pause`, 'POST', {
+          origin,
+          'x-requested-with': 'test',
+        });
+        assert.equal(res.status, 403, origin);
+      }
+      await assertUntouched();
+      // The same origin, JSON or the header pass the check (approve then answers 409 here:
+      // the run is not awaiting approval; nothing changes). So do Bull Board's bodiless PUTs.
+      for (const [headers, body] of [
+        [{ origin: w.dashboard.url, 'x-requested-with': 'test' }, undefined],
+        [{ 'content-type': 'application/json' }, '{}'],
+        [{ 'content-type': 'application/json; charset=utf-8', origin: w.dashboard.url }, '{}'],
+      ] as const) {
+        const res = await raw(`/api/runs/${runId}/approve`, 'POST', headers, body);
+        assert.equal(res.status, 409, JSON.stringify(headers));
+      }
+      const put = await raw(`/queues/api/queues/${STAGE_QUEUE}/pause`, 'PUT', {
+        origin: w.dashboard.url,
+      });
+      assert.equal(put.status, 200);
+      assert.equal((await raw(`/queues/api/queues/${STAGE_QUEUE}/resume`, 'PUT', {})).status, 200);
+      await assertUntouched();
+    },
+  );
+
+  it(
     'answers 400 to bad input, 413 to a big body, 415 to a non-JSON body',
     { timeout: TEST_MS },
     async () => {
@@ -731,10 +799,11 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       assert.equal(nightly.lastSlot, null, 'no slot came due yet');
       assert.deepEqual([weekly.enabled, weekly.next], [false, []]);
       assert.equal((await get('?count=5')).schedules[0]?.next.length, 5);
-      for (const bad of ['?count=0', '?count=21', '?count=x']) {
+      assert.equal((await get('?count=100000')).schedules[0]?.next.length, 20, 'clamped to 20');
+      for (const bad of ['?count=0', '?count=-1', '?count=x', '?count=1e3']) {
         const res = await w.request(`/api/schedules${bad}`, { as: 'viewer' });
         assert.equal(res.status, 400, bad);
-        assert.match(await errorBody(res), /count must be an integer from 1 to 20/);
+        assert.match(await errorBody(res), /count must be a positive integer \(at most 20/);
       }
 
       // A slot the scheduler claimed and started shows as the latest one.
@@ -949,6 +1018,33 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
     assert.equal((await w.request('/assets/tsconfig.json', { as: 'viewer' })).status, 404);
   });
 
+  it(
+    'serves Bull Board with a content security policy and no font from outside',
+    { timeout: TEST_MS },
+    async () => {
+      const res = await w.request('/queues/', { as: 'viewer' });
+      assert.equal(res.status, 200);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'none'/);
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.match(csp, /font-src 'self'/);
+      const html = await res.text();
+      assert.match(html, /<script defer src="static\/js\/main\.[0-9a-f]+\.js">/);
+      assert.doesNotMatch(html, /fonts\.googleapis|fonts\.gstatic/);
+      // Nothing the page loads by itself comes from another origin.
+      const loads = [...html.matchAll(/<(?:link|script)\b[^>]*\b(?:href|src)="([^"]+)"/g)].map(
+        (m) => m[1] ?? '',
+      );
+      assert.ok(loads.length >= 4, loads.join(' '));
+      assert.deepEqual(
+        loads.filter((u) => /^(https?:)?\/\//.test(u)),
+        [],
+      );
+      const api = await w.request('/queues/api/queues', { as: 'viewer' });
+      assert.match(api.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    },
+  );
+
   it('never writes a token to the logs', { timeout: TEST_MS }, () => {
     assert.ok(w.logs.length > 20, `expected request logs, got ${w.logs.length} lines`);
     assert.ok(w.logs.some((l) => l.includes('"msg":"request"') && l.includes('"status":401')));
@@ -959,6 +1055,162 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
     }
     assert.doesNotMatch(all, /authorization/i);
   });
+
+  it(
+    'throttles failed logins per address: 429 past the limit, the right token after the window',
+    { timeout: TEST_MS },
+    async () => {
+      const failures = 5;
+      const throttled = await startDashboard(
+        loadConfig({
+          ...w.t.env,
+          DASHBOARD_PORT: '0',
+          DASHBOARD_LOGIN_FAILURES: String(failures),
+          DASHBOARD_LOGIN_WINDOW_MS: '1500',
+        }),
+        w.logger,
+        { host: '127.0.0.1' },
+      );
+      const logsBefore = w.logs.length;
+      const get = (headers: Record<string, string>, p = '/api/session') =>
+        fetch(`${throttled.url}${p}`, { headers });
+      const wrong = { authorization: 'Bearer wrong-guess-0123456789abcdef' };
+      try {
+        // Requests without credentials (a browser's first) and signed-in ones never count.
+        for (let i = 0; i < failures + 3; i++) {
+          assert.equal((await get({})).status, 401);
+          assert.equal((await get(w.auth('viewer'))).status, 200);
+        }
+        for (let i = 0; i < failures; i++) {
+          const res = await get(wrong);
+          assert.equal(res.status, 401, `failure ${i + 1}`);
+        }
+        const over = await get(wrong);
+        assert.equal(over.status, 429);
+        const retryAfter = Number(over.headers.get('retry-after'));
+        assert.ok(retryAfter >= 1 && retryAfter <= 2, `Retry-After ${retryAfter}`);
+        assert.match(await errorBody(over), /too many failed logins from this address/);
+        // Past the limit nothing is even compared: the right token is refused too, everywhere.
+        for (const p of ['/api/session', '/queues/api/queues', '/metrics', '/']) {
+          assert.equal((await get(w.auth('operator'), p)).status, 429, p);
+        }
+        assert.equal((await get(w.auth('viewer-basic'))).status, 429);
+        assert.equal((await fetch(`${throttled.url}/healthz`)).status, 200);
+
+        // The window is time itself: wait it out, as Retry-After says.
+        await delay(retryAfter * 1000);
+        const back = await get(w.auth('operator'));
+        assert.equal(back.status, 200, 'the right token gets in once the window has passed');
+        assert.equal((await get(wrong)).status, 401, 'a new window counts from zero');
+      } finally {
+        await throttled.close();
+      }
+      const lines = w.logs.slice(logsBefore).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const failed = lines.filter((l) => l.msg === 'login failed');
+      assert.equal(failed.length, failures + 2, 'each counted failure is logged');
+      assert.ok(failed.every((l) => l.level === 40 && l.scheme === 'bearer' && l.client));
+      const refused = lines.filter((l) => String(l.msg).startsWith('login throttled'));
+      assert.ok(refused.length >= 6 && refused.every((l) => l.level === 40));
+      const text = w.logs.slice(logsBefore).join('\n');
+      for (const secret of [wrong.authorization.slice(7), w.tokens.operator, w.tokens.viewer]) {
+        assert.ok(!text.includes(secret), 'a credential is in the log');
+      }
+    },
+  );
+
+  it(
+    'clamps every list: Bull Board pages to 200 jobs, runs to 500',
+    { timeout: TEST_MS },
+    async () => {
+      const chunk = w.t.queues.chunk;
+      await chunk.addBulk(
+        Array.from({ length: 250 }, (_, i) => ({
+          name: 'probe',
+          data: { i },
+          opts: { jobId: `probe-${i}` },
+        })),
+      );
+      try {
+        const list = async (query: string) => {
+          const res = await w.request(`/queues/api/queues?activeQueue=${CHUNK_QUEUE}&${query}`, {
+            as: 'viewer',
+          });
+          assert.equal(res.status, 200, `${query}: ${await res.clone().text()}`);
+          const body = (await res.json()) as {
+            queues: { name: string; jobs: unknown[]; pagination: { range: { end: number } } }[];
+          };
+          const q = body.queues.find((x) => x.name === CHUNK_QUEUE);
+          assert.ok(q);
+          return q;
+        };
+        const all = await list('status=waiting&jobsPerPage=100000');
+        assert.equal(all.jobs.length, 200, 'at most the clamp');
+        assert.equal(all.pagination.range.end, 199);
+        assert.equal(
+          (await list('status=waiting&jobsPerPage=%31%30%30%30%30%30')).jobs.length,
+          200,
+        );
+        assert.equal((await list('status=latest&jobsPerPage=5000')).jobs.length, 200);
+        assert.equal((await list('status=waiting&jobsPerPage=50')).jobs.length, 50);
+        // A page far past the end is an empty page, not a Redis range error (a 500 before).
+        assert.equal((await list('status=waiting&page=100000000000000000000')).jobs.length, 0);
+        for (const bad of ['jobsPerPage=abc', 'jobsPerPage=0', 'page=-1']) {
+          const res = await w.request(`/queues/api/queues?activeQueue=${CHUNK_QUEUE}&${bad}`, {
+            as: 'viewer',
+          });
+          assert.equal(res.status, 400, bad);
+        }
+      } finally {
+        await chunk.drain();
+      }
+      assert.equal(await chunk.getWaitingCount(), 0);
+      const runs = await w.request('/api/runs?limit=100000', { as: 'viewer' });
+      assert.equal(runs.status, 200);
+      assert.ok(((await runs.json()) as { runs: unknown[] }).runs.length <= 500);
+      for (const bad of ['?limit=0', '?limit=x', '?limit=-3']) {
+        const res = await w.request(`/api/runs${bad}`, { as: 'viewer' });
+        assert.equal(res.status, 400, bad);
+        assert.match(await errorBody(res), /limit must be a positive integer \(at most 500/);
+      }
+    },
+  );
+
+  it(
+    'answers 400 to NUL and other control characters in query parameters',
+    { timeout: TEST_MS },
+    async () => {
+      for (const [p, name] of [
+        ['/api/runs?media=%00', 'media'],
+        ['/api/runs?status=%01running', 'status'],
+        ['/api/runs?media=image%0Ax', 'media'],
+        ['/api/runs?limit=5&x%7F=1', 'x\u007f'],
+        [`/api/runs/${runId}?v=%C2%85`, 'v'],
+        ['/api/schedules?count=3%00', 'count'],
+        [`/queues/api/queues?activeQueue=${STAGE_QUEUE}&status=%00`, 'status'],
+        [`/queues/api/queues?activeQueue=${STAGE_QUEUE}%00`, 'activeQueue'],
+        ['/metrics?x=%1b[2J', 'x'],
+      ] as const) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 400, p);
+        assert.equal(
+          await errorBody(res),
+          `query parameter ${JSON.stringify(JSON.parse(`"${name}"`))} holds a control character; send printable text`,
+          p,
+        );
+      }
+      for (const p of ['/api/runs?media=%zz', '/api/runs?media=%C3%28']) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 400, p);
+        assert.match(await errorBody(res), /malformed percent-escape/);
+      }
+      // Printable text, other scripts and spaces stay fine.
+      for (const p of ['/api/runs?media=imag%C3%A9', '/api/runs?media=a+b&status=x%20y']) {
+        const res = await w.request(p, { as: 'viewer' });
+        assert.equal(res.status, 200, p);
+        assert.deepEqual(((await res.json()) as { runs: unknown[] }).runs, []);
+      }
+    },
+  );
 
   it('reports not ready (503) when Redis does not answer', { timeout: TEST_MS }, async () => {
     const config = loadConfig({
@@ -1007,6 +1259,209 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       assert.equal(code, 2, stderr);
       assert.match(stderr, /^freshet: .*FRESHET_OPERATOR_TOKEN.*FRESHET_VIEWER_TOKEN/);
+    },
+  );
+});
+
+/**
+ * The dashboard on a Redis of the test's own (with a password), which is shut down: every
+ * request that needs Redis answers 503 naming it (password masked) well within 5 s, changes
+ * nothing and leaves no run behind; once Redis is back, a refresh is accepted.
+ */
+describe('dashboard while Redis is away', { timeout: 180_000 }, () => {
+  const password = 'away-s3cret-Pw-77';
+  let redis: RedisServer;
+  let w: DashboardWorld;
+  /** A run started while Redis was up; stays queued (no worker). */
+  let runId: string;
+  /** The 503 message: the URL masked, then the connection's error. */
+  let unreachable: RegExp;
+
+  const runRows = async () =>
+    (
+      await w.t.dbs.api.query<{ id: string; media: string; status: string }>(
+        'SELECT id, media, status FROM freshet.runs ORDER BY created_at',
+      )
+    ).rows;
+
+  before(async () => {
+    redis = await startRedisServer({ password });
+    w = await createDashboardWorld({ REDIS_URL: redis.url });
+    unreachable = new RegExp(
+      `^Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${redis.port} is unreachable: .+`,
+    );
+    const res = await w.request('/api/runs', {
+      as: 'operator',
+      method: 'POST',
+      json: { media: 'image' },
+    });
+    assert.equal(res.status, 202, await res.clone().text());
+    runId = ((await res.json()) as { runId: string }).runId;
+    await redis.shutdown();
+  });
+
+  after(async () => {
+    await w?.close();
+    await redis?.close();
+  });
+
+  it(
+    'answers 503 within 5 s to every request that needs Redis, and changes nothing',
+    { timeout: 120_000 },
+    async () => {
+      const requests: [string, string, As, unknown][] = [
+        ['GET', '/metrics', 'viewer', undefined],
+        ['GET', '/queues/api/queues', 'viewer', undefined],
+        [
+          'GET',
+          `/queues/api/queues?activeQueue=${STAGE_QUEUE}&status=waiting`,
+          'operator',
+          undefined,
+        ],
+        ['PUT', `/queues/api/queues/${STAGE_QUEUE}/pause`, 'operator', {}],
+        ['POST', '/api/runs', 'operator', { media: 'audio' }],
+        ['POST', '/api/runs', 'operator', { media: 'audio', shadow: true }],
+        ...['pause', 'resume', 'cancel', 'retry', 'approve', 'discard'].map(
+          (action) =>
+            ['POST', `/api/runs/${runId}/${action}`, 'operator', undefined] as [
+              string,
+              string,
+              As,
+              unknown,
+            ],
+        ),
+      ];
+      // Twice: right after the shutdown (the connection may not know yet) and once it knows.
+      for (const round of [1, 2]) {
+        for (const [method, p, as, json] of requests) {
+          const started = performance.now();
+          const res = await w.request(p, { as, method, ...(json ? { json } : {}) });
+          const ms = performance.now() - started;
+          const what = `round ${round}: ${method} ${p}`;
+          assert.equal(res.status, 503, `${what}: ${await res.clone().text()}`);
+          assert.ok(ms < 5_000, `${what} took ${Math.round(ms)} ms`);
+          const message = await errorBody(res);
+          assert.match(message, unreachable, what);
+          assert.ok(!message.includes(password), `${what}: the password is shown`);
+        }
+      }
+      assert.deepEqual(
+        (await runRows()).map((r) => [r.id, r.status]),
+        [[runId, 'queued']],
+        'no run was added, the queued one is untouched',
+      );
+      // What needs only PostgreSQL still answers; readiness says Redis is down.
+      assert.equal((await w.request('/api/runs', { as: 'viewer' })).status, 200);
+      assert.equal((await w.request(`/api/runs/${runId}`, { as: 'viewer' })).status, 200);
+      const ready = await w.request('/readyz');
+      assert.equal(ready.status, 503);
+      assert.deepEqual(((await ready.json()) as { checks: unknown }).checks, {
+        redis: 'down',
+        api: 'ok',
+      });
+      // A dry run reads only the catalog: it needs no Redis (409 here: no upstream table).
+      const dry = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'audio', dryRun: true },
+      });
+      assert.equal(dry.status, 409);
+      assert.ok(!w.logs.join('\n').includes(password), 'the password is in the log');
+    },
+  );
+
+  it(
+    'startRefresh refuses at once, with nothing recorded, on a connection that never reached Redis',
+    { timeout: 60_000 },
+    async () => {
+      // No gate in front here, and BullMQ alone would wait for the connection without a bound.
+      const producer = openProducer(w.t.config);
+      try {
+        await assert.rejects(startRefresh(producer, { media: 'audio' }), (err: Error) => {
+          assert.ok(err instanceof RedisUnavailableError, String(err));
+          assert.match(err.message, unreachable);
+          assert.match(err.message, /the refresh was not started$/);
+          assert.ok(!err.message.includes(password));
+          return true;
+        });
+      } finally {
+        await producer.close();
+      }
+      assert.deepEqual(
+        (await runRows()).map((r) => r.media),
+        ['image'],
+      );
+    },
+  );
+
+  it(
+    'accepts a refresh once Redis is back, with its flow in Redis',
+    { timeout: 60_000 },
+    async () => {
+      await redis.start();
+      // The dashboard's own connection reconnects on its backoff (at most 2 s a try).
+      const deadline = Date.now() + 20_000;
+      while ((await w.request('/readyz')).status !== 200) {
+        assert.ok(Date.now() < deadline, 'the dashboard did not see Redis again within 20 s');
+        await delay(100);
+      }
+      const res = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'audio' },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      const { runId: audio } = (await res.json()) as { runId: string };
+      const redisConn = createProducerRedis(w.t.config);
+      const queues = createQueues(w.t.config, redisConn);
+      try {
+        assert.ok(await queues.stage.getJob(`${audio}.preflight`), 'the flow is in Redis');
+      } finally {
+        await queues.close();
+        redisConn.disconnect();
+      }
+      assert.equal((await w.request('/metrics', { as: 'viewer' })).status, 200);
+      const controls = await w.request(`/api/runs/${runId}/cancel`, {
+        as: 'operator',
+        method: 'POST',
+      });
+      assert.equal(controls.status, 200);
+    },
+  );
+
+  it(
+    'takes a run back when Redis refuses its flow (maxmemory reached): no phantom queued run',
+    { timeout: 60_000 },
+    async () => {
+      const admin = createProducerRedis(w.t.config);
+      try {
+        // noeviction and a full memory: Redis answers, but refuses every write with OOM.
+        await admin.config('SET', 'maxmemory', '1');
+        const before = await runRows();
+        const res = await w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          json: { media: 'image', profile: 'staging' },
+        });
+        assert.equal(res.status, 500, await res.clone().text());
+        assert.deepEqual(await runRows(), before, 'the run was recorded, then deleted again');
+        assert.ok(
+          w.logs.some(
+            (l) =>
+              l.includes('could not enqueue the refresh') && l.includes('the run was not recorded'),
+          ),
+        );
+        await admin.config('SET', 'maxmemory', '0');
+        const again = await w.request('/api/runs', {
+          as: 'operator',
+          method: 'POST',
+          json: { media: 'image', profile: 'staging' },
+        });
+        assert.equal(again.status, 202, 'the media is free: nothing blocks it');
+      } finally {
+        await admin.config('SET', 'maxmemory', '0');
+        admin.disconnect();
+      }
     },
   );
 });

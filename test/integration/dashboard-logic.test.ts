@@ -8,8 +8,8 @@ import { computePace, roleFromAuthorization, roleTokens, safeEqual } from '@fres
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
 import { comparisonOf, sourceCounts } from '../../apps/dashboard/src/run-view.js';
 
-const op = 'operator-secret-1';
-const vw = 'viewer-secret-22';
+const op = 'operator-secret-1-0123456789abcdef';
+const vw = 'viewer-secret-22-fedcba9876543210';
 const basic = (user: string, pass: string) =>
   `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 

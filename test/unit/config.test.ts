@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, redactUrl } from '../../packages/core/src/config.js';
+import { ConfigError, loadConfig } from '../../packages/core/src/config.js';
 
 /** The ConfigError that loading `env` throws. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -128,9 +128,53 @@ void describe('loadConfig', () => {
     for (const setting of ['FRESHET_OPERATOR_TOKEN', 'FRESHET_VIEWER_TOKEN']) {
       const err = configError({ [setting]: 'hunter2', WORKER_CONCURRENCY: 'abc' });
       const [problem] = err.problems.filter((p) => p.startsWith(setting));
-      assert.equal(problem, `${setting} must be at least 8 characters, got <redacted>`);
+      assert.equal(
+        problem,
+        `${setting} must be at least 24 characters with at least 6 different ones (make one with: openssl rand -hex 24), got <redacted>`,
+      );
       assert.ok(!everythingShown(err).includes('hunter2'), `${setting} value was printed`);
     }
+  });
+
+  void it('wants dashboard tokens of 24 characters or more, not one character repeated', () => {
+    const ok = 'c0ffee-5ca1ab1e-d15ea5e-42';
+    assert.equal(loadConfig({ FRESHET_OPERATOR_TOKEN: ok }).FRESHET_OPERATOR_TOKEN, ok);
+    for (const bad of ['0123456789abcdef0123456', 'a'.repeat(40), 'abababababababababababababab']) {
+      const err = configError({ FRESHET_VIEWER_TOKEN: bad });
+      assert.equal(err.problems.length, 1, err.message);
+      assert.match(err.problems[0] ?? '', /^FRESHET_VIEWER_TOKEN must be at least 24 characters/);
+      assert.ok(!everythingShown(err).includes(bad));
+    }
+  });
+
+  void it('refuses the same token for operator and viewer, listed beside other problems', () => {
+    const same = 'a-long-token-0123456789abcdef';
+    const err = configError({
+      FRESHET_OPERATOR_TOKEN: same,
+      FRESHET_VIEWER_TOKEN: same,
+      WORKER_CONCURRENCY: 'abc',
+      DASHBOARD_LOGIN_FAILURES: '0',
+    });
+    assert.deepEqual(err.problems.map((p) => p.split(' ')[0]).sort(), [
+      'DASHBOARD_LOGIN_FAILURES',
+      'FRESHET_VIEWER_TOKEN',
+      'WORKER_CONCURRENCY',
+    ]);
+    assert.ok(
+      err.problems.includes(
+        'FRESHET_VIEWER_TOKEN must differ from FRESHET_OPERATOR_TOKEN (the same token would sign the viewer in as operator), got <redacted>',
+      ),
+    );
+    assert.ok(!everythingShown(err).includes(same), 'the token was printed');
+    const alone = configError({ FRESHET_OPERATOR_TOKEN: same, FRESHET_VIEWER_TOKEN: same });
+    assert.equal(alone.problems.length, 1);
+  });
+
+  void it('reads the login throttle settings', () => {
+    const c = loadConfig({ DASHBOARD_LOGIN_FAILURES: '5', DASHBOARD_LOGIN_WINDOW_MS: '1500' });
+    assert.deepEqual([c.DASHBOARD_LOGIN_FAILURES, c.DASHBOARD_LOGIN_WINDOW_MS], [5, 1500]);
+    const d = loadConfig({});
+    assert.deepEqual([d.DASHBOARD_LOGIN_FAILURES, d.DASHBOARD_LOGIN_WINDOW_MS], [20, 60_000]);
   });
 
   void it('never prints the password of a rejected URL', () => {
@@ -182,26 +226,5 @@ void describe('loadConfig', () => {
       (config as { REDIS_URL: string }).REDIS_URL = 'redis://elsewhere:6379';
     }, TypeError);
     assert.equal(config.REDIS_URL, 'redis://127.0.0.1:6379');
-  });
-});
-
-void describe('redactUrl', () => {
-  void it('hides the password and keeps the rest', () => {
-    const shown = redactUrl('postgres://freshet:s3cret@db.example:5432/freshet_api');
-    assert.equal(shown, 'postgres://freshet:***@db.example:5432/freshet_api');
-    assert.equal(redactUrl('redis://:s3cret@127.0.0.1:6379'), 'redis://:***@127.0.0.1:6379');
-    assert.ok(!redactUrl('https://elastic:s3cret@es.example:9243').includes('s3cret'));
-  });
-
-  void it('leaves a URL without a password as it is', () => {
-    assert.equal(redactUrl('redis://127.0.0.1:6379'), 'redis://127.0.0.1:6379');
-    assert.equal(
-      redactUrl('postgres://postgres@127.0.0.1:5432/x'),
-      'postgres://postgres@127.0.0.1:5432/x',
-    );
-  });
-
-  void it('prints nothing of a value it cannot parse', () => {
-    assert.equal(redactUrl('://freshet:s3cret@db.example'), '<unparseable url>');
   });
 });

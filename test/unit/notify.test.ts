@@ -6,9 +6,9 @@ import {
   buildAlertPayload,
   createNotifier,
   formatDuration,
-  maskSecrets,
   type RunEvent,
 } from '../../packages/core/src/notify.js';
+import { maskSecrets } from '../../packages/core/src/redact.js';
 import type { RunRow } from '../../packages/core/src/run-store.js';
 
 const t0 = new Date('2024-05-01T00:00:00.000Z');

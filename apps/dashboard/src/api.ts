@@ -1,5 +1,5 @@
 import express, { type Request, type Response, type Router } from 'express';
-import { profiles, runIdPattern, type Logger } from '@freshet/core';
+import { profiles, runIdPattern, type Logger, type RedisWatch } from '@freshet/core';
 import {
   approveRun,
   cancelRun,
@@ -11,7 +11,7 @@ import { planRefresh } from '../../producer/src/plan.js';
 import type { Producer } from '../../producer/src/producer.js';
 import { retryRun, startRefresh } from '../../producer/src/refresh.js';
 import { requireOperator, roleOf } from './auth.js';
-import { bodyLimitBytes, HttpError } from './http-errors.js';
+import { bodyLimitBytes, HttpError, requireRedis } from './http-errors.js';
 import type { RunView } from './run-view.js';
 import { maxUpcoming, type Schedules } from './schedules.js';
 
@@ -102,14 +102,18 @@ export function runIdParam(req: Request): string {
   return id;
 }
 
+/**
+ * A positive integer query parameter, clamped to `max` (asking for more gets the most there is
+ * to give); 400 when it is not a positive integer.
+ */
 function intQuery(req: Request, name: string, def: number, max: number): number {
   const raw = req.query[name];
   if (raw === undefined) return def;
-  const n = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new HttpError(400, `${name} must be an integer from 1 to ${max}`);
+  const n = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new HttpError(400, `${name} must be a positive integer (at most ${max} are given)`);
   }
-  return n;
+  return Math.min(n, max);
 }
 
 function stringQuery(req: Request, name: string): string | undefined {
@@ -131,8 +135,11 @@ export function createApi(deps: {
   view: RunView;
   schedules: Schedules;
   logger: Logger;
+  /** Starting a run and the run controls need Redis: refused at once (503) while it is away. */
+  redis: RedisWatch;
 }): Router {
   const { producer, view, schedules, logger } = deps;
+  const needsRedis = requireRedis(deps.redis);
   const router = express.Router();
   const operatorOnly = requireOperator();
   const json = express.json({ limit: bodyLimitBytes, strict: false });
@@ -182,6 +189,9 @@ export function createApi(deps: {
       res.json(plan);
       return;
     }
+    // Checked here, after the body: a dry run only reads the catalog, and needs no Redis.
+    const away = deps.redis.unavailable();
+    if (away) throw away;
     const runId = await startRefresh(producer, { ...request, requestedBy: role });
     logger.info(
       {
@@ -209,7 +219,7 @@ export function createApi(deps: {
     discard: discardRun,
   } as const;
   for (const [action, control] of Object.entries(controls)) {
-    router.post(`/runs/:id/${action}`, operatorOnly, json, async (req, res) => {
+    router.post(`/runs/:id/${action}`, operatorOnly, json, needsRedis, async (req, res) => {
       const id = runIdParam(req);
       await view.run(id); // 404 for a run of another prefix, before anything changes
       const role = roleOf(res);
@@ -220,7 +230,7 @@ export function createApi(deps: {
     });
   }
 
-  router.post('/runs/:id/retry', operatorOnly, json, async (req, res) => {
+  router.post('/runs/:id/retry', operatorOnly, json, needsRedis, async (req, res) => {
     const id = runIdParam(req);
     await view.run(id);
     const role = roleOf(res);

@@ -7,6 +7,7 @@ import {
   ensureRunStore,
   startMonitor,
   startReconciler,
+  watchRedis,
   type Config,
   type Logger,
   type Monitor,
@@ -18,9 +19,11 @@ import { createApi } from './api.js';
 import { rejectCrossSite, requireAuth, roleTokens, type Role, type RoleTokens } from './auth.js';
 import { boardPath, createBoards } from './board.js';
 import { createHealth } from './health.js';
-import { errorHandler, notFound } from './http-errors.js';
+import { errorHandler, notFound, requireRedis } from './http-errors.js';
+import { createLoginThrottle } from './login-throttle.js';
 import { createMetrics, type DashboardMetrics } from './metrics.js';
 import { createPages } from './pages.js';
+import { rejectBadQuery } from './query-guard.js';
 import { RunView } from './run-view.js';
 import { Schedules } from './schedules.js';
 
@@ -90,24 +93,35 @@ export function createDashboardApp(deps: {
     api: producer.api,
     prefix: producer.queues.prefix,
   });
+  // Requests that need Redis are refused at once while it is away, with the reason.
+  const redis = watchRedis(producer.queues.redis, producer.config.REDIS_URL);
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(securityHeaders, requestLog(logger));
   app.use(createHealth({ queue: producer.queues.stage, db: producer.api, logger }));
-  app.use(requireAuth(tokens), rejectCrossSite());
-  app.get('/metrics', async (_req, res) => {
+  const throttle = createLoginThrottle({
+    failures: producer.config.DASHBOARD_LOGIN_FAILURES,
+    windowMs: producer.config.DASHBOARD_LOGIN_WINDOW_MS,
+    logger,
+  });
+  app.use(
+    requireAuth(tokens, throttle),
+    rejectCrossSite(producer.config.DASHBOARD_PUBLIC_URL),
+    rejectBadQuery(),
+  );
+  app.get('/metrics', requireRedis(redis), async (_req, res) => {
     const text = await metrics.render();
     res
       .set('Content-Type', metrics.registry.contentType)
       .set('Cache-Control', 'no-store')
       .send(text);
   });
-  app.use('/api', createApi({ producer, view, schedules, logger }), notFound());
-  app.use(boardPath, createBoards(producer.queues.all()));
+  app.use('/api', createApi({ producer, view, schedules, logger, redis }), notFound());
+  app.use(boardPath, createBoards(producer.queues.all(), { redis, logger }));
   app.use(createPages());
   app.use(notFound());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, redis));
   return app;
 }
 

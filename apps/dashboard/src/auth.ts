@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { UserError, type Config } from '@freshet/core';
+import type { LoginThrottle } from './login-throttle.js';
 
 /** Who is signed in: the operator may change things, the viewer only looks. */
 export type Role = 'operator' | 'viewer';
@@ -27,7 +28,7 @@ export function roleTokens(
   if (!tokens.operator && !tokens.viewer) {
     throw new UserError(
       'the dashboard needs at least one of FRESHET_OPERATOR_TOKEN (may change runs and queues) ' +
-        'and FRESHET_VIEWER_TOKEN (read-only), each 8 or more characters; set one and start again',
+        'and FRESHET_VIEWER_TOKEN (read-only), each 24 or more characters; set one and start again',
     );
   }
   return Object.freeze(tokens);
@@ -88,20 +89,30 @@ export function roleOf(res: Response): Role {
 
 /**
  * Answers 401 with a Basic challenge (so a browser shows its login prompt) unless the request
- * carries a valid token; stores the role in `res.locals.role`.
+ * carries a valid token; stores the role in `res.locals.role`. With a `throttle`, a client
+ * past its failed-login limit gets 429 whatever it sends, and each wrong credential counts.
  */
-export function requireAuth(tokens: RoleTokens): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
+export function requireAuth(tokens: RoleTokens, throttle?: LoginThrottle): RequestHandler {
+  const unauthorized = (res: Response) => {
+    res.status(401).set('WWW-Authenticate', `Basic realm="${authRealm}"`).json({
+      error:
+        'authentication required: send Authorization: Bearer <token>, or sign in as operator or viewer with the token as password',
+    });
+  };
+  const check = async (req: Request, res: Response, next: NextFunction) => {
+    if (throttle && (await throttle.refused(req, res))) return;
     const role = roleFromAuthorization(req.headers.authorization, tokens);
-    if (!role) {
-      res.status(401).set('WWW-Authenticate', `Basic realm="${authRealm}"`).json({
-        error:
-          'authentication required: send Authorization: Bearer <token>, or sign in as operator or viewer with the token as password',
-      });
-      return;
+    if (role) {
+      (res.locals as { role: Role }).role = role;
+      next();
+    } else if (throttle && req.headers.authorization !== undefined) {
+      throttle.failed(req, res, next, () => unauthorized(res));
+    } else {
+      unauthorized(res);
     }
-    (res.locals as { role: Role }).role = role;
-    next();
+  };
+  return (req, res, next) => {
+    check(req, res, next).catch(next);
   };
 }
 
@@ -125,13 +136,42 @@ export function isSafeMethod(method: string): boolean {
   return safeMethods.has(method.toUpperCase());
 }
 
+/** The header a script may send instead of a JSON body (a cross-site form cannot set one). */
+export const requestedWithHeader = 'x-requested-with';
+
+/** The origin (`scheme://host[:port]`) of a URL, or undefined if it has none. */
+function originOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const origin = new URL(url).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True if the request carries a body (any length, or chunked). */
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
 /**
  * Refuses changing requests a browser sends on behalf of another site (CSRF): Basic credentials
- * are sent automatically, so a form on any page could otherwise post to the dashboard. Uses
- * `Sec-Fetch-Site` when the browser sends it, else compares `Origin` with `Host`. Clients that
- * are not browsers (curl, scripts) send neither and pass.
+ * are sent automatically, so a form on any page could otherwise post to the dashboard. Two
+ * layers, each enough on its own against a browser:
+ *
+ * 1. Where the request comes from: `Sec-Fetch-Site` when the browser sends it (same-origin or
+ *    none), else `Origin`, whose scheme, host and port must be the request's own (or those of
+ *    DASHBOARD_PUBLIC_URL, for a dashboard behind a TLS proxy). Clients that are not browsers
+ *    (curl, scripts) send neither.
+ * 2. What it is: a body must be JSON (`Content-Type: application/json`), and a POST must be
+ *    JSON or carry an `X-Requested-With` header. A cross-site form can only send a POST with a
+ *    form or text body and no custom header; anything else makes the browser ask first (CORS),
+ *    which this server never allows. Bull Board's PUTs without a body pass.
  */
-export function rejectCrossSite(): RequestHandler {
+export function rejectCrossSite(publicUrl?: string): RequestHandler {
+  const publicOrigin = originOf(publicUrl);
   return (req: Request, res: Response, next: NextFunction) => {
     if (isSafeMethod(req.method)) {
       next();
@@ -143,14 +183,24 @@ export function rejectCrossSite(): RequestHandler {
     if (typeof site === 'string') {
       crossSite = site !== 'same-origin' && site !== 'none';
     } else if (typeof origin === 'string') {
-      try {
-        crossSite = new URL(origin).host !== req.headers.host;
-      } catch {
-        crossSite = true;
-      }
+      const own = originOf(`${req.protocol}://${req.headers.host ?? ''}`);
+      const seen = originOf(origin);
+      crossSite = seen === undefined || (seen !== own && seen !== publicOrigin);
     }
     if (crossSite) {
       res.status(403).json({ error: 'cross-site requests cannot change anything here' });
+      return;
+    }
+    const json = req.is('application/json') === 'application/json';
+    if (hasBody(req) && !json) {
+      res.status(415).json({ error: 'send the body as JSON with Content-Type: application/json' });
+      return;
+    }
+    if (req.method.toUpperCase() === 'POST' && !json && !req.headers[requestedWithHeader]) {
+      res.status(403).json({
+        error:
+          'a POST here needs Content-Type: application/json (with a JSON body) or an X-Requested-With header',
+      });
       return;
     }
     next();

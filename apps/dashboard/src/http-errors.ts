@@ -2,9 +2,11 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   ConflictError,
   NotFoundError,
+  RedisUnavailableError,
   UnknownMediaError,
   UserError,
   type Logger,
+  type RedisWatch,
 } from '@freshet/core';
 
 /** An error with the HTTP status it answers; its message is shown to the caller. */
@@ -38,6 +40,8 @@ export function describeError(err: unknown): { status: number; message: string }
   }
   if (err instanceof NotFoundError) return { status: 404, message: err.message };
   if (err instanceof ConflictError) return { status: 409, message: err.message };
+  // Its message names the URL with any password masked, and the connection's error.
+  if (err instanceof RedisUnavailableError) return { status: 503, message: err.message };
   const parser = err as BodyParserError;
   switch (parser.type) {
     case 'entity.parse.failed':
@@ -59,16 +63,29 @@ export function describeError(err: unknown): { status: number; message: string }
   return { status: 500, message: 'internal error; the dashboard log has the details' };
 }
 
-/** Last handler of the app: answers `{ error }` with the right status, logs server errors. */
-export function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err: unknown, req, res, next) => {
+/**
+ * Last handler of the app: answers `{ error }` with the right status, logs server errors. With
+ * `redis`, a Redis connection error is a 503 naming Redis and why it cannot be reached.
+ */
+export function errorHandler(log: Logger, redis?: RedisWatch): ErrorRequestHandler {
+  return (raw: unknown, req, res, next) => {
     if (res.headersSent) {
-      next(err);
+      next(raw);
       return;
     }
+    const err = redis ? redis.explain(raw) : raw;
     const { status, message } = describeError(err);
-    if (status >= 500) log.error({ err, method: req.method, path: req.path }, 'request failed');
+    if (status === 503) log.warn({ err, method: req.method, path: req.path }, 'request refused');
+    else if (status >= 500)
+      log.error({ err, method: req.method, path: req.path }, 'request failed');
     res.status(status).json({ error: message });
+  };
+}
+
+/** Passes a request on only while Redis is reachable; else a 503 with the reason, at once. */
+export function requireRedis(redis: RedisWatch): RequestHandler {
+  return (_req, _res, next) => {
+    next(redis.unavailable());
   };
 }
 

@@ -4,8 +4,10 @@ import {
   ConflictError,
   ensureRunStore,
   getMedia,
+  isRedisConnectionError,
   newRunId,
   profiles,
+  RedisUnavailableError,
   RunStore,
   UserError,
   type Config,
@@ -42,8 +44,48 @@ export function parseProfile(value: string | undefined): Profile {
 }
 
 /**
+ * Resolves once the connection is ready (one PING if it is not yet): before a run is recorded,
+ * so a Redis that is away refuses the refresh with nothing written. BullMQ would otherwise
+ * wait for the connection without a bound, and add the flow whenever Redis came back.
+ */
+async function redisReady(redis: Queues['redis'], url: string): Promise<void> {
+  if (redis.status === 'ready') return;
+  try {
+    await redis.ping();
+  } catch (err) {
+    if (!isRedisConnectionError(err)) throw err;
+    throw new RedisUnavailableError(url, `${(err as Error).message}; the refresh was not started`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Takes back a run whose flow could not be added to Redis, so it never blocks its media as a
+ * `queued` run with no jobs: its row is deleted (with its stages and audit, by cascade). Should
+ * the database refuse that too, the run is marked failed; should that fail as well, the
+ * reconciler fails it (a run whose jobs were never enqueued) within two of its intervals.
+ * Returns what happened, for the error message.
+ */
+async function takeBack(store: RunStore, runId: string, reason: string): Promise<string> {
+  try {
+    await store.deleteRun(runId);
+    return 'the run was not recorded';
+  } catch (deleteErr) {
+    try {
+      await store.setStatus(runId, 'failed', `could not enqueue: ${reason}`);
+      return `run ${runId} is recorded as failed (it could not be deleted: ${(deleteErr as Error).message})`;
+    } catch {
+      return `run ${runId} could not be taken back (${(deleteErr as Error).message}); the reconciler will fail it`;
+    }
+  }
+}
+
+/**
  * Starts a refresh: records the run (taking the per-media lock: a second refresh of the same media
- * and profile is refused with a ConflictError) and enqueues its flow. Returns the run id.
+ * and profile is refused with a ConflictError) and enqueues its flow. Returns the run id. If the
+ * flow cannot be added, the run is taken back (deleted) before the error is thrown, so the media
+ * is free again; a Redis that cannot be reached is a {@link RedisUnavailableError}.
  */
 export async function startRefresh(
   deps: { config: Config; api: Pool; media: MediaCatalog; queues: Queues },
@@ -61,6 +103,7 @@ export async function startRefresh(
     ...(request.chunkSizeRows ? { chunkSizeRows: request.chunkSizeRows } : {}),
     ...(request.shadow ? { shadow: true } : {}),
   };
+  await redisReady(deps.queues.redis, deps.config.REDIS_URL);
   await store.createRun({
     id: runId,
     prefix: deps.queues.prefix,
@@ -71,8 +114,16 @@ export async function startRefresh(
   try {
     await deps.queues.flow.add(buildRefreshFlow(deps.config, data));
   } catch (err) {
-    await store.setStatus(runId, 'failed', `could not enqueue: ${(err as Error).message}`);
-    throw err;
+    const reason = (err as Error).message;
+    const outcome = await takeBack(store, runId, reason);
+    if (isRedisConnectionError(err)) {
+      throw new RedisUnavailableError(
+        deps.config.REDIS_URL,
+        `${reason}; the refresh was not started (${outcome})`,
+        { cause: err },
+      );
+    }
+    throw new Error(`could not enqueue the refresh: ${reason} (${outcome})`, { cause: err });
   }
   await store.audit(runId, request.requestedBy ?? 'cli', 'start', { media: def.name, profile });
   return runId;

@@ -1,7 +1,7 @@
 // Entry point of a worker process started by `freshet workers` (the supervisor spawns this file
 // with an IPC channel): the only place in the worker app that handles signals and exits.
 // Standalone workers run `freshet worker` instead; both start the same `startWorker`.
-import { closeOnSignal, createLogger, loadConfig, type Logger } from '@freshet/core';
+import { closeOnSignal, createLogger, loadConfig, maskSecrets, type Logger } from '@freshet/core';
 import { startWorker } from './worker.js';
 
 /**
@@ -34,6 +34,6 @@ try {
 } catch (err) {
   // One line (the setting to fix) for the supervisor's log, like `freshet worker` prints.
   const e = err as Error & { exitCode?: number };
-  process.stderr.write(`freshet worker: ${e.message}\n`);
+  process.stderr.write(`freshet worker: ${maskSecrets(e.message)}\n`);
   process.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 1;
 }

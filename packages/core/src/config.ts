@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { maskSecrets } from './redact.js';
 
 /** The repository root (two levels above packages/core/src). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -25,6 +26,15 @@ const nonNegativeInt = z.coerce
   .number({ message: 'must be a non-negative integer' })
   .int({ message: 'must be a non-negative integer' })
   .min(0, { message: 'must be a non-negative integer' });
+/** Shortest dashboard token, and the fewest different characters in it. */
+export const tokenMinLength = 24;
+const tokenMinDistinct = 6;
+const tokenRule = `must be at least ${tokenMinLength} characters with at least ${tokenMinDistinct} different ones (make one with: openssl rand -hex 24)`;
+const token = z
+  .string()
+  .refine((v) => v.length >= tokenMinLength && new Set(v).size >= tokenMinDistinct, {
+    message: tokenRule,
+  });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /** Every setting Freshet reads, with its default and its expected form. */
@@ -91,11 +101,11 @@ const schema = z.object({
     .min(0, { message: 'must be a TCP port (1-65535)' })
     .max(65535, { message: 'must be a TCP port (1-65535)' })
     .default(3000),
-  FRESHET_OPERATOR_TOKEN: z
-    .string()
-    .min(8, { message: 'must be at least 8 characters' })
-    .optional(),
-  FRESHET_VIEWER_TOKEN: z.string().min(8, { message: 'must be at least 8 characters' }).optional(),
+  FRESHET_OPERATOR_TOKEN: token.optional(),
+  FRESHET_VIEWER_TOKEN: token.optional(),
+  /** Failed logins (wrong credentials) one client address may make per window before 429s. */
+  DASHBOARD_LOGIN_FAILURES: positiveInt.default(20),
+  DASHBOARD_LOGIN_WINDOW_MS: positiveInt.default(60_000),
   FRESHET_ALLOW_DROP: bool.default(false),
   /**
    * The largest share (a fraction, default 0.01 = 1%) of a run's documents that Elasticsearch may
@@ -184,32 +194,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (value !== undefined && value !== '') input[key] = value;
   }
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0]);
-      const raw = input[key];
-      const shown = secretSettings.has(key)
-        ? '<redacted>'
-        : JSON.stringify(key.endsWith('_URL') && raw !== undefined ? maskCredentials(raw) : raw);
-      return `${key} ${issue.message}, got ${shown}`;
-    });
-    throw new ConfigError(problems);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0]);
+        const raw = input[key];
+        const shown = secretSettings.has(key) ? '<redacted>' : JSON.stringify(shownValue(key, raw));
+        return `${key} ${issue.message}, got ${shown}`;
+      });
+  // Checked on the raw values, so the problem is listed even beside others.
+  if (
+    input.FRESHET_OPERATOR_TOKEN !== undefined &&
+    input.FRESHET_OPERATOR_TOKEN === input.FRESHET_VIEWER_TOKEN
+  ) {
+    problems.push(
+      'FRESHET_VIEWER_TOKEN must differ from FRESHET_OPERATOR_TOKEN (the same token would sign the viewer in as operator), got <redacted>',
+    );
   }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }
 
-/** Hides a `user:password@` part even in a string that does not parse as a URL. */
-function maskCredentials(value: string): string {
-  return value.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
-}
-
-/** A URL with its password replaced, safe to log. */
-export function redactUrl(value: string): string {
-  try {
-    const u = new URL(value);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<unparseable url>';
-  }
+/** A rejected value as printed: URLs masked; a URL setting with `@` but no `//` hidden whole. */
+function shownValue(key: string, raw: string | undefined): string | undefined {
+  if (raw === undefined || !key.endsWith('_URL')) return raw;
+  // `:pw@host:6379` without its scheme has no `//` for maskSecrets to find the userinfo by.
+  if (raw.includes('@') && !raw.includes('//')) return '<redacted: not a URL>';
+  return maskSecrets(raw);
 }

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { redactUrl, type Config } from './config.js';
+import type { Config } from './config.js';
+import { maskSecrets } from './redact.js';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -78,7 +79,7 @@ export async function checkDatabase(pool: pg.Pool, setting: string, url: string)
     await pool.query('SELECT 1');
   } catch (err) {
     throw new Error(
-      `cannot reach PostgreSQL at ${redactUrl(url)} (${setting}): ${(err as Error).message}`,
+      maskSecrets(`cannot reach PostgreSQL at ${url} (${setting}): ${(err as Error).message}`),
       { cause: err },
     );
   }

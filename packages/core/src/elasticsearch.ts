@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Client } from '@elastic/elasticsearch';
-import { redactUrl, type Config } from './config.js';
+import type { Config } from './config.js';
+import { maskSecrets } from './redact.js';
 
 export type { Client as EsClient } from '@elastic/elasticsearch';
 
@@ -28,7 +29,9 @@ export async function checkElasticsearch(client: Client, url: string): Promise<v
     await client.cluster.health({ timeout: '5s' }, { requestTimeout: 5_000, maxRetries: 0 });
   } catch (err) {
     throw new Error(
-      `cannot reach Elasticsearch at ${redactUrl(url)} (ELASTICSEARCH_URL): ${(err as Error).message}`,
+      maskSecrets(
+        `cannot reach Elasticsearch at ${url} (ELASTICSEARCH_URL): ${(err as Error).message}`,
+      ),
       { cause: err },
     );
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { checkColumnType, checkIdentifier } from './sql.js';
@@ -95,6 +95,27 @@ export type MediaDefinition = z.infer<typeof mediaSchema> & {
 
 export type MediaCatalog = ReadonlyMap<string, MediaDefinition>;
 
+/**
+ * The mapping file's path, which must stay inside the folder of the definitions file (after
+ * `..` and symbolic links): a definition never makes Freshet read a file elsewhere.
+ */
+function insideFolder(name: string, baseDir: string, mapping: string): string {
+  const resolved = path.resolve(baseDir, mapping);
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : p);
+  const relative = path.relative(real(baseDir), real(resolved));
+  if (
+    relative === '' ||
+    relative === '..' ||
+    relative.startsWith(`..${path.sep}`) ||
+    path.isAbsolute(relative)
+  ) {
+    throw new Error(
+      `media type ${name}: document.mapping must be a file inside the media folder ${baseDir}, got ${JSON.stringify(mapping)}`,
+    );
+  }
+  return resolved;
+}
+
 /** Validates one definition and cross-checks its references (columns, fields, mapping). */
 export function parseMediaDefinition(
   name: string,
@@ -132,7 +153,7 @@ export function parseMediaDefinition(
       throw new Error(`media type ${name}: sensitive field ${field} is not a document field`);
     }
   }
-  const mappingPath = path.resolve(baseDir, def.document.mapping);
+  const mappingPath = insideFolder(name, baseDir, def.document.mapping);
   let mappingBody: Record<string, unknown>;
   try {
     mappingBody = JSON.parse(readFileSync(mappingPath, 'utf8')) as Record<string, unknown>;

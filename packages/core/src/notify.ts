@@ -5,6 +5,7 @@ import type { Logger } from './logger.js';
 import type { SourceChange } from './refresh/report.js';
 import { ensureRunStore, type RunRow, type RunStatus } from './run-store.js';
 import { applySchema } from './db.js';
+import { maskSecrets } from './redact.js';
 
 /** What an alert is about. */
 export type AlertKind = 'failed' | 'blocked' | 'stuck' | 'succeeded';
@@ -133,11 +134,6 @@ const icon: Record<AlertKind, string> = {
 /** Slack's limit for a section's text is 3000 characters. */
 const sectionLimit = 2900;
 const errorLimit = 4000;
-
-/** Hides the password of any `scheme://user:password@` in a text (errors may quote a URL). */
-export function maskSecrets(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^/@\s]*@/gi, '$1:***@');
-}
 
 /** Slack mrkdwn needs &, < and > escaped; backticks would end an inline code span. */
 function esc(text: string): string {

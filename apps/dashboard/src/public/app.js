@@ -435,6 +435,8 @@ async function api(path, init = {}) {
     ...init,
     headers: {
       Accept: 'application/json',
+      // The dashboard's CSRF rule: a POST is JSON or carries this header.
+      'X-Requested-With': 'freshet',
       ...(init.body ? { 'Content-Type': 'application/json' } : {}),
     },
     credentials: 'same-origin',
