@@ -7,7 +7,7 @@ import {
   CHUNK_QUEUE,
   isTransientError,
   NotFoundError,
-  redactUrl,
+  maskSecrets,
   RunStore,
   type Config,
   type Pool,
@@ -171,7 +171,7 @@ class Link {
   }
 
   private where(): string {
-    return this.url ? `${this.service} at ${redactUrl(this.url)}` : this.service;
+    return this.url ? `${this.service} at ${maskSecrets(this.url)}` : this.service;
   }
 
   lost(err: unknown): void {
