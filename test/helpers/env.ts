@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import { Job, QueueEvents } from 'bullmq';
 import {
   createDatabases,
@@ -56,6 +57,12 @@ export interface TestEnv {
   readonly logger: Logger;
   /** Waits for a run's final report job to complete (event-driven, no polling). */
   waitForRunEnd(runId: string, timeoutMs?: number): Promise<void>;
+  /**
+   * Resolves once the event stream's own connection is ready again after a Redis restart. A
+   * test that restarts Redis awaits it before it ends: ioredis never ends a connection still
+   * waiting to reconnect (its disconnect() emits no 'end'), and BullMQ's close waits for that.
+   */
+  reconnected(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,6 +121,19 @@ export async function createTestEnv(
       const job = await Job.fromId(queues.stage, jobIds.stage(runId, 'report'));
       if (!job) throw new Error(`run ${runId} has no report job`);
       await job.waitUntilFinished(events, timeoutMs);
+    },
+    async reconnected() {
+      const clients = [events.backend.client, events.backend.blockingClient];
+      for (const pending of clients) {
+        const client = await pending;
+        // The ioredis instances BullMQ wraps (its client type hides that they emit events);
+        // not events.once, which rejects on the 'error' of a connection attempt still failing.
+        if (client && client.status !== 'ready') {
+          await new Promise((resolve) =>
+            (client as unknown as EventEmitter).once('ready', resolve),
+          );
+        }
+      }
     },
     async close() {
       await events.close();

@@ -1399,6 +1399,7 @@ describe('dashboard while Redis is away', { timeout: 180_000 }, () => {
     { timeout: 60_000 },
     async () => {
       await redis.start();
+      await w.t.reconnected();
       // The dashboard's own connection reconnects on its backoff (at most 2 s a try).
       const deadline = Date.now() + 20_000;
       while ((await w.request('/readyz')).status !== 200) {
