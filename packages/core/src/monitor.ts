@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { startPeriodic } from './periodic.js';
 import {
   ensureAlertStore,
   transitionEpisodeSql,
@@ -87,9 +88,6 @@ export function startMonitor(options: MonitorOptions): Monitor {
   const intervalMs = options.intervalMs ?? config.MONITOR_INTERVAL_MS;
   const log = options.logger.child({ component: 'monitor', prefix });
   let storeReady: Promise<void> | undefined;
-  let current: Promise<MonitorReport> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
 
   async function check(): Promise<MonitorReport> {
     if (!notifier.enabled) return { stuck: [], caughtUp: [] };
@@ -151,33 +149,6 @@ export function startMonitor(options: MonitorOptions): Monitor {
     return { stuck: stuckRows.map((r) => r.id), caughtUp: missed.map((r) => r.id) };
   }
 
-  function tick(): Promise<MonitorReport> {
-    current ??= check().finally(() => {
-      current = undefined;
-    });
-    return current;
-  }
-
-  function schedule(): void {
-    if (closed || intervalMs <= 0) return;
-    timer = setTimeout(() => {
-      tick()
-        .catch((err: unknown) => log.warn({ err }, 'monitor check failed'))
-        .finally(schedule);
-    }, intervalMs);
-    // The monitor never keeps a process alive by itself.
-    timer.unref();
-  }
-
   if (!notifier.enabled) log.info('alerts disabled (ALERT_WEBHOOK_URL unset): monitor idle');
-  schedule();
-
-  return {
-    tick,
-    async close() {
-      closed = true;
-      clearTimeout(timer);
-      await current?.catch(() => undefined);
-    },
-  };
+  return startPeriodic(check, intervalMs, (err) => log.warn({ err }, 'monitor check failed'));
 }

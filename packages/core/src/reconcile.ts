@@ -1,6 +1,7 @@
 import { Job, type Queue } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from './logger.js';
+import { startPeriodic } from './periodic.js';
 import type { Notifier } from './notify.js';
 import { StageJob, jobIds } from './queues.js';
 import type { RunStatus } from './run-store.js';
@@ -86,9 +87,6 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
   const log = options.logger.child({ component: 'reconciler', prefix });
   /** Runs without a live job at the last tick, with their progress marker then. */
   let suspects = new Map<string, string>();
-  let current: Promise<ReconcileReport> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
 
   async function liveJobIds(): Promise<{ live: Set<string>; active: Set<string> }> {
     const live = new Set<string>();
@@ -233,33 +231,9 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     return { lostAttempts, suspects: [...next.keys()], ended };
   }
 
-  function tick(): Promise<ReconcileReport> {
-    current ??= check().finally(() => {
-      current = undefined;
-    });
-    return current;
-  }
-
-  function schedule(): void {
-    if (closed || options.intervalMs <= 0) return;
-    timer = setTimeout(() => {
-      tick()
-        .catch((err: unknown) => log.warn({ err }, 'reconcile check failed; next tick retries'))
-        .finally(schedule);
-    }, options.intervalMs);
-    // The reconciler never keeps a process alive by itself.
-    timer.unref();
-  }
-  schedule();
-
-  return {
-    tick,
-    async close() {
-      closed = true;
-      clearTimeout(timer);
-      await current?.catch(() => undefined);
-    },
-  };
+  return startPeriodic(check, options.intervalMs, (err) =>
+    log.warn({ err }, 'reconcile check failed; next tick retries'),
+  );
 }
 
 /** Stages of `runId` still recorded as running are closed as failed, with `reason`. */
