@@ -91,6 +91,8 @@ export async function createWorld(
     ELASTICSEARCH_INDEX_PREFIX: `bench${id}-`,
     // The production default; workers log 'worker started' at info.
     LOG_LEVEL: 'info',
+    // The orchestration probe plans one-row chunks on purpose.
+    MIN_CHUNK_SIZE_ROWS: '1',
     ...overrides,
   };
   const config = loadConfig(env);

@@ -91,6 +91,8 @@ export async function createTestEnv(
     ELASTICSEARCH_INDEX_PREFIX: `t${id}-`,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     CHUNK_BACKOFF_MS: '50',
+    // Tests plan many small chunks on small tables.
+    MIN_CHUNK_SIZE_ROWS: '1',
     ...overrides,
   };
   const config = loadConfig(env);

@@ -3,7 +3,14 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   bigintToUuid,
+  checkChunkCount,
   chunkCount,
+  chunkSettings,
+  loadConfig,
+  PlanLimitError,
+  summariseRanges,
+  uuidRanges,
+  type MediaDefinition,
   planIntegerChunks,
   planUuidChunks,
   rangeContains,
@@ -155,5 +162,54 @@ describe('chunk planning with a row cap (staging)', () => {
       [...ranges.slice(0, -1), { ...(ranges.at(-1) as KeyRange), end: null }],
       ['10', '59'],
     );
+  });
+});
+
+describe('plan limits', () => {
+  const config = loadConfig({});
+  const def = { chunkSizeRows: 100_000 } as MediaDefinition;
+
+  it('refuses a chunk size below MIN_CHUNK_SIZE_ROWS from the request, the config or the media', () => {
+    assert.throws(
+      () => chunkSettings(config, def, 'production', 1),
+      (err: Error) =>
+        err instanceof PlanLimitError &&
+        /chunk size of 1 rows is below the floor of 1000/.test(err.message),
+    );
+    assert.throws(
+      () => chunkSettings(loadConfig({ CHUNK_SIZE_ROWS: '999' }), def, 'production'),
+      PlanLimitError,
+    );
+    assert.throws(() =>
+      chunkSettings(config, { chunkSizeRows: 10 } as MediaDefinition, 'production'),
+    );
+    assert.equal(chunkSettings(config, def, 'production', 1000).chunkSizeRows, 1000);
+    assert.equal(chunkSettings(config, def, 'staging').chunkSizeRows, 10_000);
+  });
+
+  it('refuses more chunks than MAX_CHUNKS_PER_RUN and names the chunk size that fits', () => {
+    assert.doesNotThrow(() => checkChunkCount(1_000_000_000, 100_000, 10_000));
+    assert.throws(
+      () => checkChunkCount(700_000_000, 1000, 10_000),
+      /700000000 rows in chunks of 1000 would be 700000 chunks, more than the 10000 .*at least 70000 rows/,
+    );
+    // The size it names does fit.
+    assert.doesNotThrow(() => checkChunkCount(700_000_001, 70_001, 10_000));
+  });
+
+  it('computes ranges on demand: a billion-range plan is summarised without being built', () => {
+    const ranges = uuidRanges(1_000_000_000);
+    const lines = summariseRanges(ranges);
+    assert.equal(lines.length, 7);
+    assert.match(lines[3] ?? '', /999999994 more/);
+    const last = ranges.at(999_999_999);
+    assert.equal(last.end, null);
+    assert.equal(ranges.at(999_999_998).end, last.start, 'neighbouring ranges meet');
+    assert.deepEqual(
+      uuidRanges(5).slice(0, 5),
+      planUuidChunks(5),
+      'the same ranges as the array form',
+    );
+    assert.throws(() => ranges.at(1_000_000_000), RangeError);
   });
 });

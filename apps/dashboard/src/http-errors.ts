@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import {
   ConflictError,
   NotFoundError,
+  PlanLimitError,
   RedisUnavailableError,
   UnknownMediaError,
   UserError,
@@ -35,7 +36,11 @@ interface BodyParserError {
  */
 export function describeError(err: unknown): { status: number; message: string } {
   if (err instanceof HttpError) return { status: err.status, message: err.message };
-  if (err instanceof UnknownMediaError || err instanceof UserError) {
+  if (
+    err instanceof UnknownMediaError ||
+    err instanceof UserError ||
+    err instanceof PlanLimitError
+  ) {
     return { status: 400, message: err.message };
   }
   if (err instanceof NotFoundError) return { status: 404, message: err.message };

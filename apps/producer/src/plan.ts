@@ -52,7 +52,7 @@ export async function planRefresh(
   const { chunkSizeRows, rowCap } = chunkSettings(deps.config, def, profile, request.chunkSizeRows);
   const query: CatalogQuery = async (sql, params) =>
     (await deps.catalog.query(sql, params)).rows as never[];
-  const plan = await planChunks(query, def, chunkSizeRows, rowCap);
+  const plan = await planChunks(query, def, chunkSizeRows, rowCap, deps.config.MAX_CHUNKS_PER_RUN);
   const stages = stageOrder.flatMap((s) =>
     s !== 'compare' ? [s] : request.shadow ? ['compare (held for approval beyond thresholds)'] : [],
   );

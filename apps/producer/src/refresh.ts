@@ -1,5 +1,6 @@
 import { Job, type Queue } from 'bullmq';
 import {
+  chunkSettings,
   buildRefreshFlow,
   ConflictError,
   ensureRunStore,
@@ -93,6 +94,8 @@ export async function startRefresh(
 ): Promise<string> {
   const def = getMedia(deps.media, request.media);
   const profile = parseProfile(request.profile);
+  // A chunk size below the floor is refused before anything is recorded.
+  chunkSettings(deps.config, def, profile, request.chunkSizeRows);
   await ensureRunStore(deps.api);
   const store = new RunStore(deps.api);
   const runId = request.runId ?? newRunId();

@@ -29,17 +29,59 @@ export function uuidToBigint(uuid: string): bigint {
 }
 
 /**
+ * A plan's ranges, computed on demand: the i-th range is a pure function of the plan's bounds, so
+ * a plan of any size costs nothing until its ranges are read (a dry run prints a few; a run
+ * stores them in batches).
+ */
+export interface RangeList {
+  readonly length: number;
+  /** The range at `i` (0 <= i < length). */
+  at(i: number): KeyRange;
+  /** Ranges `[from, to)`, clamped to the list. */
+  slice(from: number, to: number): KeyRange[];
+}
+
+function rangeList(length: number, bound: (i: number) => string, last: string | null): RangeList {
+  const at = (i: number): KeyRange => {
+    if (!Number.isSafeInteger(i) || i < 0 || i >= length) {
+      throw new RangeError(`chunk ${i} is outside the plan of ${length}`);
+    }
+    return { start: i === 0 ? null : bound(i), end: i === length - 1 ? last : bound(i + 1) };
+  };
+  return {
+    length,
+    at,
+    slice(from, to) {
+      const out: KeyRange[] = [];
+      for (let i = Math.max(0, from); i < Math.min(length, to); i++) out.push(at(i));
+      return out;
+    },
+  };
+}
+
+/** All ranges of a list, in order (for lists known to be small). */
+export function allRanges(list: RangeList): KeyRange[] {
+  return list.slice(0, list.length);
+}
+
+/**
  * `count` ranges slicing the whole uuid space evenly (uuid v4 keys are uniform over it). With
  * `limit` (a row cap), only `[0, limit)` is sliced and the last range ends at `limit`.
  */
-export function planUuidChunks(count: number, limit?: bigint): KeyRange[] {
+export function uuidRanges(count: number, limit?: bigint): RangeList {
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`chunk count must be >= 1`);
   const n = BigInt(count);
   const space = limit ?? UUID_SPACE;
-  const bounds = Array.from({ length: count - 1 }, (_, i) =>
-    bigintToUuid((BigInt(i + 1) * space) / n),
+  return rangeList(
+    count,
+    (i) => bigintToUuid((BigInt(i) * space) / n),
+    limit === undefined ? null : bigintToUuid(limit),
   );
-  return toRanges(bounds, limit === undefined ? null : bigintToUuid(limit));
+}
+
+/** {@link uuidRanges} as an array. */
+export function planUuidChunks(count: number, limit?: bigint): KeyRange[] {
+  return allRanges(uuidRanges(count, limit));
 }
 
 /** The uuid value below which a fraction `f` (0..1] of the uuid space lies. */
@@ -50,34 +92,32 @@ export function uuidFractionLimit(f: number): bigint | undefined {
 }
 
 /**
- * `count` ranges slicing integer keys `[min, max]` by value. Keys below min or above max still
- * fall in the first or last range.
+ * `count` ranges slicing integer keys `[min, max]` by value (fewer when the span is smaller).
+ * Keys below min or above max still fall in the first or last range.
  */
-export function planIntegerChunks(
+export function integerRanges(
   min: bigint,
   max: bigint,
   count: number,
   /** With a row cap: the exclusive end of the last range (else it is open above). */
   end?: bigint,
-): KeyRange[] {
+): RangeList {
   if (!Number.isSafeInteger(count) || count < 1) throw new RangeError(`chunk count must be >= 1`);
-  if (max < min) return toRanges([], end === undefined ? null : end.toString());
+  const last = end === undefined ? null : end.toString();
+  if (max < min) return rangeList(1, () => '', last);
   const span = max - min + 1n;
   const n = span < BigInt(count) ? span : BigInt(count);
-  const bounds: string[] = [];
-  for (let i = 1n; i < n; i++) bounds.push((min + (i * span) / n).toString());
-  return toRanges(bounds, end === undefined ? null : end.toString());
+  return rangeList(Number(n), (i) => (min + (BigInt(i) * span) / n).toString(), last);
 }
 
-function toRanges(bounds: string[], last: string | null = null): KeyRange[] {
-  const ranges: KeyRange[] = [];
-  let start: string | null = null;
-  for (const b of bounds) {
-    ranges.push({ start, end: b });
-    start = b;
-  }
-  ranges.push({ start, end: last });
-  return ranges;
+/** {@link integerRanges} as an array. */
+export function planIntegerChunks(
+  min: bigint,
+  max: bigint,
+  count: number,
+  end?: bigint,
+): KeyRange[] {
+  return allRanges(integerRanges(min, max, count, end));
 }
 
 /** Number of chunks for `rows` rows at `chunkSize` rows per chunk (at least 1). */

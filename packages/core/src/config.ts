@@ -78,6 +78,10 @@ const schema = z.object({
   /** The Openverse sample rows of `freshet seed --sample`; default: the copy shipped in the repo. */
   FRESHET_SAMPLE_DIR: z.string().default(path.join(repoRoot, 'packages/core/sample')),
   CHUNK_SIZE_ROWS: positiveInt.optional(),
+  /** The smallest chunk a run may plan: a typo of `1` must not mean one job per row. */
+  MIN_CHUNK_SIZE_ROWS: positiveInt.default(1000),
+  /** The most chunks one run may plan (10,000: 1B rows at the default 100,000 rows per chunk). */
+  MAX_CHUNKS_PER_RUN: positiveInt.default(10_000),
   STAGING_ROW_CAP: positiveInt.default(100_000),
   STAGING_CHUNK_SIZE_ROWS: positiveInt.default(10_000),
   CHUNK_ATTEMPTS: positiveInt.default(3),

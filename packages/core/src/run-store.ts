@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { KeyRange } from './chunks.js';
+import type { KeyRange, RangeList } from './chunks.js';
 import { applySchema } from './db.js';
 import { retryTransient } from './transient.js';
 import { ConflictError, NotFoundError } from './errors.js';
@@ -359,7 +359,7 @@ export class RunStore {
   }
 
   /** Stores the chunk ranges of a run (idempotent). */
-  async saveChunks(id: string, ranges: readonly KeyRange[]): Promise<void> {
+  async saveChunks(id: string, ranges: RangeList): Promise<void> {
     const batch = 5000;
     for (let i = 0; i < ranges.length; i += batch) {
       const part = ranges.slice(i, i + batch);

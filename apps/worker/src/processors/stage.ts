@@ -9,6 +9,7 @@ import {
   retryTransient,
   StageJob,
   VerificationError,
+  PlanLimitError,
   type FanoutJobData,
   type JobContext,
   type RefreshContext,
@@ -108,7 +109,9 @@ export function createStageProcessor(ctx: RefreshContext, flow: FlowProducer, ac
           if (!isFanout) await ctx.store.finishStage(runId, stage, 'failed', null, err.message);
           await ctx.store.setStatus(
             runId,
-            err instanceof VerificationError ? 'failed' : 'blocked',
+            err instanceof VerificationError || err instanceof PlanLimitError
+              ? 'failed'
+              : 'blocked',
             `${stage} failed: ${err.message}`,
           );
         },

@@ -102,7 +102,7 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
   );
   const query: CatalogQuery = async (sql, params) =>
     (await ctx.scope.query(ctx.dbs.catalog, sql, params)).rows as never[];
-  const plan = await planChunks(query, def, chunkSizeRows, rowCap);
+  const plan = await planChunks(query, def, chunkSizeRows, rowCap, ctx.config.MAX_CHUNKS_PER_RUN);
   const ranges = plan.ranges;
   await ctx.store.saveChunks(data.runId, ranges);
   const result: PreflightResult = {
