@@ -187,7 +187,7 @@ describe('hostile and malformed input', { timeout: 240_000 }, () => {
     assert.deepEqual(by['21']?.tags, [{ name: 'ok' }]);
     const { rows: changed } = await t.dbs.api.query<{ k: string; n: number }>(
       `SELECT k, sum(v::int)::int AS n FROM freshet.chunks,
-         jsonb_each_text(result -> 'clean' -> 'changed') AS c(k, v) WHERE run_id = $1 GROUP BY k`,
+         jsonb_each_text(result -> 'pass' -> 'changed') AS c(k, v) WHERE run_id = $1 GROUP BY k`,
       [runs.rawclip],
     );
     const counts = Object.fromEntries(changed.map((r) => [r.k, r.n]));

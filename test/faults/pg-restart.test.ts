@@ -243,7 +243,7 @@ describe('PostgreSQL server restarted mid-copy', { timeout: 300_000 }, () => {
     await seedFaultTable(t.dbs.catalog, 'clip', 1000);
     await createHoldView(t.dbs.catalog, 'holdclip', 'clip');
     // Chunk 1's copy waits inside its COPY until the test lets it (or the server goes away).
-    const hold = await holdSource(t.config.CATALOG_DATABASE_URL, 'c1.copy');
+    const hold = await holdSource(t.config.CATALOG_DATABASE_URL, 'c1.index');
     pool = startWorkerPool(t.env, 2);
     await pool.ready();
 

@@ -98,8 +98,8 @@ describe('PostgreSQL backends terminated under running chunks', { timeout: 180_0
     await createHoldView(t.dbs.catalog, 'holdclip', 'clip');
     const catalogUrl = t.config.CATALOG_DATABASE_URL;
     const apiUrl = t.config.API_DATABASE_URL;
-    const c1 = await holdSource(catalogUrl, 'c1.copy');
-    const c2 = await holdSource(catalogUrl, 'c2.copy');
+    const c1 = await holdSource(catalogUrl, 'c1.index');
+    const c2 = await holdSource(catalogUrl, 'c2.index');
     cp = await openCheckpoints(apiUrl);
     pool = startWorkerPool(t.env, 2);
     await pool.ready();
@@ -108,23 +108,23 @@ describe('PostgreSQL backends terminated under running chunks', { timeout: 180_0
       { media: 'holdclip' },
     );
     const job = (step: string) => `${runId}.${step}`;
-    const clean3 = await cp.arm('freshet.attempts', 'INSERT', `NEW.job_id = '${job('c3.clean')}'`);
+    const pass3 = await cp.arm('freshet.attempts', 'INSERT', `NEW.job_id = '${job('c3.index')}'`);
     const index8 = await cp.arm('freshet.attempts', 'INSERT', `NEW.job_id = '${job('c8.index')}'`);
 
     // The catalog side of chunk 1's copy, while its COPY ... TO STDOUT runs.
     await c1.reached();
-    await terminate(catalogUrl, job('c1.copy'), 'catalog backend mid-COPY TO');
+    await terminate(catalogUrl, job('c1.index'), 'catalog backend mid-COPY TO');
     await c1.release();
 
     // The API side of chunk 2's copy: it has deleted its range and waits in COPY ... FROM STDIN.
     await c2.reached();
-    await terminate(apiUrl, job('c2.copy'), 'API backend mid-COPY FROM', `AND query LIKE 'COPY%'`);
+    await terminate(apiUrl, job('c2.index'), 'API backend mid-COPY FROM', `AND query LIKE 'COPY%'`);
     await c2.release();
     await dropIdle();
 
     // A clean and an index, each in the middle of a statement (held by a table lock).
     for (const [held, step] of [
-      [clean3, 'c3.clean'],
+      [pass3, 'c3.index'],
       [index8, 'c8.index'],
     ] as const) {
       await held.reached();
@@ -158,7 +158,7 @@ describe('PostgreSQL backends terminated under running chunks', { timeout: 180_0
   it('terminated the backends of four running chunk steps and dropped idle connections', () => {
     assert.deepEqual(
       terminated.map((x) => x.jobId.slice(runId.length + 1)),
-      ['c1.copy', 'c2.copy', 'c3.clean', 'c8.index'],
+      ['c1.index', 'c2.index', 'c3.index', 'c8.index'],
     );
     assert.ok(dropped > 0, 'idle worker connections were dropped');
   });

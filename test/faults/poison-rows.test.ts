@@ -482,13 +482,10 @@ describe('poison rows are rejected and counted, never blocking', { timeout: 400_
       `expected: tags dropped ${JSON.stringify(expected.tagsDropped)}, changed ${JSON.stringify(expected.changed)}, refused rows ${expected.refused.size}`,
     );
     assert.deepEqual(
-      await sumOver(t, runs.poisonclip as string, 'clean,tagsDropped'),
+      await sumOver(t, runs.poisonclip as string, 'pass,tagsDropped'),
       expected.tagsDropped,
     );
-    assert.deepEqual(
-      await sumOver(t, runs.poisonclip as string, 'clean,changed'),
-      expected.changed,
-    );
+    assert.deepEqual(await sumOver(t, runs.poisonclip as string, 'pass,changed'), expected.changed);
     for (const reason of ['malformed', 'low-accuracy', 'denylisted-provider', 'denylisted']) {
       assert.ok((expected.tagsDropped[reason] ?? 0) > 0, reason);
     }
@@ -509,7 +506,8 @@ describe('poison rows are rejected and counted, never blocking', { timeout: 400_
     // Each chunk keeps up to 10 sample keys per reason: all of them refused rows, none twice.
     const { rows } = await t.dbs.api.query<{ n: number; sample: string[] }>(
       `SELECT (v ->> 'count')::int AS n, v -> 'sample' AS sample
-         FROM freshet.chunks, jsonb_each(result -> 'refused') AS r(k, v) WHERE run_id = $1`,
+         FROM freshet.chunks, jsonb_each(result -> 'pass' -> 'rejected') AS r(k, v)
+        WHERE run_id = $1 AND k LIKE 'es-refused:%'`,
       [runs.poisonclip],
     );
     assert.equal(
@@ -561,11 +559,11 @@ describe('poison rows are rejected and counted, never blocking', { timeout: 400_
     assert.deepEqual(exactnessProblems(a), []);
     assert.deepEqual(a.rejected, { 'es-refused:document_parsing_exception': 2 });
     assert.equal(a.tableRows, 300);
-    assert.deepEqual(await sumOver(t, runs.rawpoison as string, 'refused'), {
+    assert.deepEqual(await sumOver(t, runs.rawpoison as string, 'pass,rejected'), {
       'es-refused:document_parsing_exception': 2,
     });
     const { rows } = await t.dbs.api.query<{ s: string }>(
-      `SELECT s FROM freshet.chunks, jsonb_each(result -> 'refused') AS r(k, v),
+      `SELECT s FROM freshet.chunks, jsonb_each(result -> 'pass' -> 'rejected') AS r(k, v),
               jsonb_array_elements_text(v -> 'sample') AS s
         WHERE run_id = $1 ORDER BY s`,
       [runs.rawpoison],

@@ -85,7 +85,7 @@ export async function createSlowView(catalog: pg.Pool): Promise<void> {
   await catalog.query(
     `CREATE OR REPLACE VIEW slowclip AS
        SELECT c.* FROM clip c
-        WHERE CASE WHEN current_setting('application_name') LIKE '%.copy'
+        WHERE CASE WHEN current_setting('application_name') LIKE '%.index'
                    THEN (SELECT true FROM pg_sleep(60)) ELSE true END`,
   );
 }
@@ -109,7 +109,7 @@ export async function breakCatalogRow(catalog: pg.Pool, id: number): Promise<() 
     await catalog.query(
       `CREATE FUNCTION clip_readable(k bigint) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
        BEGIN
-         IF current_setting('application_name') LIKE '%.copy'
+         IF current_setting('application_name') LIKE '%.index'
             AND EXISTS (SELECT 1 FROM clip_unreadable u WHERE u.id = k) THEN
            RAISE EXCEPTION 'could not read catalog row % of clip', k;
          END IF;

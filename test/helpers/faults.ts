@@ -424,9 +424,9 @@ export async function chunkDisagreements(t: TestEnv, runId: string): Promise<unk
       WHERE run_id = $1 AND chunk IS NOT NULL AND status = 'done'
       GROUP BY chunk, step HAVING count(DISTINCT rows) > 1
      UNION ALL
-     SELECT chunk, 'not done: ' || concat_ws(',', copy_status, clean_status, index_status), NULL
+     SELECT chunk, 'not done: ' || index_status, NULL
        FROM freshet.chunks WHERE run_id = $1
-        AND NOT 'done' = ALL (ARRAY[copy_status, clean_status, index_status])`,
+        AND index_status <> 'done'`,
     [runId],
   );
   return rows;
@@ -692,8 +692,8 @@ export async function seedFaultTable(
 
 /**
  * Creates the catalog view `view` over `table` whose rows a job's query can only read once the
- * test lets it: the view takes a shared advisory lock keyed by the job's step (`c1.copy`, from
- * the `freshet <runId>.c1.copy` application_name every job connection carries), and
+ * test lets it: the view takes a shared advisory lock keyed by the job's step (`c1.index`, from
+ * the `freshet <runId>.c1.index` application_name every job connection carries), and
  * {@link holdSource} holds that key. A query of a job not held passes straight through.
  */
 export async function createHoldView(catalog: pg.Pool, view: string, table: string): Promise<void> {
@@ -710,7 +710,7 @@ export interface SourceHold {
   release(): Promise<void>;
 }
 
-/** Holds the source query of one job step (e.g. `c1.copy`) at a {@link createHoldView} view. */
+/** Holds the source query of one job step (e.g. `c1.index`) at a {@link createHoldView} view. */
 export async function holdSource(url: string, step: string): Promise<SourceHold> {
   const client = new pg.Client({ connectionString: url, application_name: 'freshet-test-hold' });
   client.on('error', () => undefined);

@@ -303,11 +303,11 @@ describe('alerts', { timeout: 300_000 }, () => {
     { timeout: 60_000 },
     async () => {
       const stuck = await syntheticRun('stuckmedia', 'running');
-      await t.store.enterStage(stuck, 'copy');
+      await t.store.enterStage(stuck, 'index');
       const attempt = await t.store.startAttempt({
         runId: stuck,
-        jobId: `${stuck}.c3.copy`,
-        step: 'copy',
+        jobId: `${stuck}.c3.index`,
+        step: 'index',
         chunk: 3,
         attempt: 1,
         worker: 'host:1',
@@ -345,14 +345,14 @@ describe('alerts', { timeout: 300_000 }, () => {
       const { body } = await receiver.delivered(stuck, 'stuck');
       const f = body.freshet;
       assert.equal(f.status, 'running');
-      assert.equal(f.stage, 'copy');
+      assert.equal(f.stage, 'index');
       assert.ok(f.lastProgressAt && f.stuckForMs !== null);
       assert.ok(f.stuckForMs >= 19 * 60_000 && f.stuckForMs <= 21 * 60_000, String(f.stuckForMs));
       assert.equal(f.runningCount, 1);
       assert.equal(f.waitingReason, 'Elasticsearch disk 91% used');
       assert.deepEqual(
         f.running?.map((a) => [a.step, a.chunk, a.attempt, a.worker]),
-        [['copy', 3, 1, 'host:1']],
+        [['index', 3, 1, 'host:1']],
       );
       assert.match(body.text, /stuckmedia \(production\) refresh is stuck/);
       assert.match(body.text, /No progress for (19|20|21) min/);

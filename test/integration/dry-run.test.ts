@@ -94,7 +94,7 @@ describe('a dry run', { timeout: 120_000 }, () => {
     assert.equal(plan.chunks.upstreamRows, 2000);
     assert.deepEqual(
       plan.stages,
-      ['preflight', 'copy', 'clean', 'index', 'finalize', 'compare', 'promote', 'report'].filter(
+      ['preflight', 'index', 'finalize', 'compare', 'promote', 'report'].filter(
         (s) => s !== 'compare',
       ),
     );

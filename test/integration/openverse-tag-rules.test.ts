@@ -237,13 +237,13 @@ describe(
         }
         const { rows } = await t.dbs.api.query<{ k: string; n: number }>(
           `SELECT k, sum(v::int)::int AS n FROM freshet.chunks,
-           jsonb_each_text(result -> 'clean' -> 'tagsDropped') AS d(k, v)
+           jsonb_each_text(result -> 'pass' -> 'tagsDropped') AS d(k, v)
           WHERE run_id = $1 GROUP BY k ORDER BY k`,
           [runs[media]],
         );
         assert.deepEqual(Object.fromEntries(rows.map((r) => [r.k, r.n])), expected);
         const changed = await t.dbs.api.query<{ n: number }>(
-          `SELECT sum((result -> 'clean' -> 'changed' ->> 'tags-filtered')::int)::int AS n
+          `SELECT sum((result -> 'pass' -> 'changed' ->> 'tags-filtered')::int)::int AS n
            FROM freshet.chunks WHERE run_id = $1`,
           [runs[media]],
         );

@@ -71,10 +71,10 @@ describe('a chunk that fails all its attempts', { timeout: 240_000 }, () => {
   it('blocks the run at the failing chunk instead of counting it done', async () => {
     const run = await t.store.getRun(secondRun);
     assert.equal(run.status, 'blocked');
-    assert.match(run.error ?? '', /copy failed all attempts: could not read catalog row 8638/);
-    assert.match(exhaustedJob, /^\d{8}-\d{6}-[0-9a-f]{4}\.c\d+\.copy$/);
-    const { rows } = await t.dbs.api.query<{ copy_status: string }>(
-      `SELECT copy_status FROM freshet.chunks WHERE run_id = $1 AND copy_status = 'failed'`,
+    assert.match(run.error ?? '', /chunk \d+ failed all attempts: could not read catalog row 8638/);
+    assert.match(exhaustedJob, /^\d{8}-\d{6}-[0-9a-f]{4}\.c\d+\.index$/);
+    const { rows } = await t.dbs.api.query<{ index_status: string }>(
+      `SELECT index_status FROM freshet.chunks WHERE run_id = $1 AND index_status = 'failed'`,
       [secondRun],
     );
     assert.equal(rows.length, 1);

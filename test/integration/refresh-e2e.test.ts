@@ -48,8 +48,6 @@ describe('refresh of the Openverse sample, end to end', { timeout: 300_000 }, ()
         [run.id],
       );
       assert.deepEqual(rows.map((r) => r.stage).sort(), [
-        'clean',
-        'copy',
         'finalize',
         'index',
         'preflight',
@@ -74,7 +72,7 @@ describe('refresh of the Openverse sample, end to end', { timeout: 300_000 }, ()
       );
       const rejected = await t.dbs.api.query<{ n: number }>(
         `SELECT coalesce(sum((v ->> 'count')::int), 0)::int AS n FROM freshet.chunks c,
-           jsonb_each(coalesce(c.result -> 'clean' -> 'rejected', '{}')) AS r(k, v) WHERE run_id = $1`,
+           jsonb_each(coalesce(c.result -> 'pass' -> 'rejected', '{}')) AS r(k, v) WHERE run_id = $1`,
         [runs[media]],
       );
       const docs = (await t.es.count({ index: n.alias })).count;

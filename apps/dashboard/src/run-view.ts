@@ -253,7 +253,7 @@ export class RunView {
         [id],
       ),
       this.db.query<{ s: string }>(
-        `SELECT left(copy_status, 1) || left(clean_status, 1) || left(index_status, 1) AS s
+        `SELECT left(index_status, 1) AS s
            FROM freshet.chunks WHERE run_id = $1 ORDER BY chunk LIMIT $2`,
         [id, gridLimit + 1],
       ),
@@ -343,9 +343,8 @@ export class RunView {
       `WITH parts AS (
          SELECT k.kind, c.result #> k.path AS r
            FROM freshet.chunks c,
-                (VALUES ('rejected', '{clean,rejected}'::text[]), ('rejected', '{copy,rejected}'),
-                        ('rejected', '{refused}'), ('changed', '{clean,changed}'),
-                        ('tagsDropped', '{clean,tagsDropped}'), ('skipped', '{copy,skipped}')) AS k(kind, path)
+                (VALUES ('rejected', '{pass,rejected}'::text[]), ('changed', '{pass,changed}'),
+                        ('tagsDropped', '{pass,tagsDropped}'), ('skipped', '{pass,skipped}')) AS k(kind, path)
           WHERE c.run_id = $1 AND jsonb_typeof(c.result #> k.path) = 'object'),
        entries AS (
          SELECT parts.kind, e.key, e.value FROM parts, jsonb_each(parts.r) AS e)

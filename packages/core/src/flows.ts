@@ -15,13 +15,6 @@ import {
 } from './queues.js';
 
 /**
- * Chunk steps run by priority (lower runs first): a chunk whose copy is done gets cleaned and
- * indexed before more copies start, so the three stages overlap instead of running one after
- * the other across the whole table.
- */
-export const chunkPriority = { index: 1, clean: 2, copy: 3 } as const;
-
-/**
  * The flow of one refresh: a chain of stage jobs, root last (report <- promote <- [compare, for
  * a shadow build] <- finalize <- index <- preflight). Children finish before their parent, so the stages run in order. The
  * index stage adds the per-chunk chains itself, in batches, once preflight has planned them.
@@ -49,7 +42,7 @@ export function buildRefreshFlow(config: Config, data: RunJobData): FlowJob {
   return node as FlowJob;
 }
 
-/** One chunk's chain: index <- clean <- copy, its root a child of the index stage job. */
+/** One chunk's job (its single pass), a child of the index stage job. */
 export function buildChunkFlow(
   config: Config,
   data: RunJobData,
@@ -58,19 +51,14 @@ export function buildChunkFlow(
   parent: Pick<Job, 'id' | 'queueQualifiedName'>,
 ): FlowJob {
   const chunkData: ChunkJobData = { ...data, chunk, range };
-  const opts = chunkJobOptions(config);
-  const step = (name: 'copy' | 'clean' | 'index') => ({
-    name,
+  return {
+    name: ChunkJob.index,
     queueName: CHUNK_QUEUE,
     data: chunkData,
-    opts: { ...opts, jobId: jobIds.chunk(data.runId, chunk, name), priority: chunkPriority[name] },
-  });
-  return {
-    ...step(ChunkJob.index),
     opts: {
-      ...step(ChunkJob.index).opts,
+      ...chunkJobOptions(config),
+      jobId: jobIds.chunk(data.runId, chunk, ChunkJob.index),
       parent: { id: parent.id as string, queue: parent.queueQualifiedName },
     },
-    children: [{ ...step(ChunkJob.clean), children: [step(ChunkJob.copy)] }],
   };
 }

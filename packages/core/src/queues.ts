@@ -20,14 +20,13 @@ export const StageJob = {
 } as const;
 export type StageJobName = (typeof StageJob)[keyof typeof StageJob];
 
-export const ChunkJob = { copy: 'copy', clean: 'clean', index: 'index' } as const;
+/** A chunk has one job: one pass that reads, cleans, writes and indexes its rows. */
+export const ChunkJob = { index: 'index' } as const;
 export type ChunkJobName = (typeof ChunkJob)[keyof typeof ChunkJob];
 
 /** The stages of a refresh, in order, as shown in the run view. */
 export const stageOrder = [
   'preflight',
-  'copy',
-  'clean',
   'index',
   'finalize',
   'compare',

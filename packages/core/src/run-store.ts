@@ -480,15 +480,26 @@ export class RunStore {
     }
     const rowsColumn =
       chunk.step === 'copy' ? 'rows_copied' : chunk.step === 'index' ? 'rows_indexed' : null;
+    // A chunk's pass reports the rows it read (the "copied" count of the run view) and wrote.
+    const read = (result as { read?: unknown } | undefined)?.read;
     await this.write(
       `WITH a AS (
          UPDATE freshet.attempts SET status = 'done', finished_at = now(),
            ms = (extract(epoch FROM (now() - started_at)) * 1000)::int, rows = $2, result = $3
           WHERE id = $1 RETURNING 1)
        UPDATE freshet.chunks SET ${chunk.step}_status = 'done',
-         result = result || jsonb_build_object($6::text, $3::jsonb)${rowsColumn ? `, ${rowsColumn} = coalesce($2, ${rowsColumn})` : ''}
+         result = result || jsonb_build_object($6::text, $3::jsonb)${rowsColumn ? `, ${rowsColumn} = coalesce($2, ${rowsColumn})` : ''},
+         rows_copied = coalesce($7, rows_copied)
         WHERE run_id = $4 AND chunk = $5`,
-      [attemptId, rows, json, chunk.runId, chunk.chunk, chunk.step],
+      [
+        attemptId,
+        rows,
+        json,
+        chunk.runId,
+        chunk.chunk,
+        chunk.step,
+        typeof read === 'number' ? read : null,
+      ],
     );
   }
 

@@ -60,7 +60,8 @@ const slowPollMs = 10000;
 /** How often the home page reloads the schedule table (next fire times move slowly). */
 const schedulesPollMs = 30000;
 const svgNs = 'http://www.w3.org/2000/svg';
-const stepNames = /** @type {const} */ (['copy', 'clean', 'index']);
+/** A chunk's steps: one pass reads, cleans, writes and indexes its rows. */
+const stepNames = /** @type {const} */ (['index']);
 const stepStatusNames = /** @type {Record<string, string>} */ ({
   p: 'pending',
   r: 'running',
@@ -943,12 +944,7 @@ function renderRunPage(session, main, runId) {
     fill(
       steps,
       stepNames.map((step) => {
-        const done =
-          step === 'copy'
-            ? d.chunks.copied
-            : step === 'clean'
-              ? d.chunks.cleaned
-              : d.chunks.indexed;
+        const done = d.chunks.indexed;
         const running = d.chunks.running[step];
         return h(
           'div',
@@ -1625,7 +1621,7 @@ function renderGrid(el, chunks, previous) {
   }
   grid.setAttribute(
     'aria-label',
-    `${chunks.total} chunks: ${chunks.copied} copied, ${chunks.cleaned} cleaned, ${chunks.indexed} indexed, ${chunks.failed} with a failed step`,
+    `${chunks.total} chunks: ${chunks.indexed} done, ${chunks.failed} failed`,
   );
   const cells = grid.children;
   chunks.grid.forEach((code, i) => {

@@ -32,10 +32,7 @@ async function fanOut(
   const run = await ctx.store.getRun(runId);
   const total = run.chunk_count ?? 0;
   let added = job.data.added ?? 0;
-  if (added < total) {
-    for (const stage of ['copy', 'clean', 'index'] as const)
-      await ctx.store.enterStage(runId, stage);
-  }
+  if (added < total) await ctx.store.enterStage(runId, 'index');
   while (added < total) {
     ctx.scope.check();
     const ranges = await ctx.store.getChunkRanges(runId, added, ctx.config.FANOUT_BATCH_SIZE);
@@ -47,9 +44,7 @@ async function fanOut(
   }
   if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
   const progress = await ctx.store.chunkProgress(runId);
-  for (const stage of ['copy', 'clean', 'index'] as const) {
-    await ctx.store.finishStage(runId, stage, 'done', progress);
-  }
+  await ctx.store.finishStage(runId, 'index', 'done', progress);
   return progress;
 }
 

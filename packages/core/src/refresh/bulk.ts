@@ -96,9 +96,8 @@ export class BulkBody {
     return this.ends.length;
   }
 
-  /** Adds one operation: its action line `src[start, end)` and document line `src[docStart, docEnd)`. */
-  add(src: Buffer, start: number, end: number, docStart: number, docEnd: number): void {
-    const need = this.used + (end - start) + (docEnd - docStart);
+  /** Makes room for `need` bytes in all, taking a buffer on the first operation. */
+  private reserve(need: number): void {
     if (this.buf.length === 0) {
       this.buf =
         this.pool?.take(this.capacity) ?? Buffer.allocUnsafeSlow(Math.max(1024, this.capacity));
@@ -108,8 +107,23 @@ export class BulkBody {
       this.buf.copy(grown, 0, 0, this.used);
       this.buf = grown;
     }
+  }
+
+  /** Adds one operation: its action line `src[start, end)` and document line `src[docStart, docEnd)`. */
+  add(src: Buffer, start: number, end: number, docStart: number, docEnd: number): void {
+    const need = this.used + (end - start) + (docEnd - docStart);
+    this.reserve(need);
     this.used += src.copy(this.buf, this.used, start, end);
     this.used += src.copy(this.buf, this.used, docStart, docEnd);
+    this.ends.push(need);
+  }
+
+  /** Adds one operation from text: its action line and document line (each ending in a newline). */
+  addText(action: string, doc: string): void {
+    const need = this.used + Buffer.byteLength(action) + Buffer.byteLength(doc);
+    this.reserve(need);
+    this.used += this.buf.write(action, this.used);
+    this.used += this.buf.write(doc, this.used);
     this.ends.push(need);
   }
 

@@ -4,7 +4,7 @@ import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
-import { sensitiveExpression } from './sql.js';
+import { buildIndices } from './chunk-pass.js';
 
 export interface FinalizeResult {
   readonly tableRows: number;
@@ -24,8 +24,8 @@ async function refusedRows(
     ctx.dbs.api,
     `SELECT k AS reason, sum((v ->> 'count')::bigint)::bigint AS n,
             (array_agg(v -> 'sample' ->> 0) FILTER (WHERE v -> 'sample' ->> 0 IS NOT NULL))[1:3] AS sample
-       FROM freshet.chunks, jsonb_each(coalesce(result -> 'refused', '{}')) AS r(k, v)
-      WHERE run_id = $1 GROUP BY k ORDER BY n DESC, k`,
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'pass' -> 'rejected', '{}')) AS r(k, v)
+      WHERE run_id = $1 AND k LIKE 'es-refused:%' GROUP BY k ORDER BY n DESC, k`,
     [runId],
   );
   return rows.map((r) => ({ reason: r.reason, n: Number(r.n), sample: r.sample ?? [] }));
@@ -38,15 +38,15 @@ export class VerificationError extends UnrecoverableError {
 
 /**
  * Restores refresh and replicas on the new indices, refreshes them and verifies the counts exactly:
- * documents == temp table rows, filtered documents == rows without sensitive terms, and no key
- * twice in the table; that an empty build does not replace a live table with rows (unless
+ * documents == temp table rows == rows the chunks wrote, documents in the filtered view == rows
+ * the chunks found without sensitive terms; that an empty build does not replace a live table with rows (unless
  * FRESHET_ALLOW_DROP); and that Elasticsearch refused no more than MAX_REJECTED_RATE of the
  * documents. Any problem fails the run before promotion.
  */
 export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
-  const indices = [names.index, names.filteredIndex];
+  const indices = buildIndices(def, names);
   await ctx.es.indices.putSettings({
     index: indices.join(','),
     // null restores the default refresh interval.
@@ -61,18 +61,31 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
     timeout: '60s',
   });
 
-  const key = ident(def.key.column);
-  const { rows } = await ctx.scope.query<{ n: number; distinct_keys: number; filtered: number }>(
+  // The table is counted here; what each chunk wrote without sensitive terms, the chunks counted
+  // as they built the documents (PostgreSQL reads no row twice). Duplicate keys cannot reach the
+  // table (each pass rejects them, ranges are disjoint), and promotion's unique index proves it.
+  const { rows } = await ctx.scope.query<{ n: number }>(
     ctx.dbs.api,
-    `SELECT count(*)::bigint AS n, count(DISTINCT t.${key})::bigint AS distinct_keys,
-            count(*) FILTER (WHERE NOT ${sensitiveExpression(def, ctx.sensitiveTerms)})::bigint AS filtered
-       FROM ${ident(names.tempTable)} AS t`,
+    `SELECT count(*)::bigint AS n FROM ${ident(names.tempTable)}`,
+  );
+  const { rows: reported } = await ctx.scope.query<{ rows: number; filtered: number }>(
+    ctx.dbs.api,
+    `SELECT coalesce(sum((result -> 'pass' ->> 'rows')::bigint), 0)::bigint AS rows,
+            coalesce(sum((result -> 'pass' ->> 'filtered')::bigint), 0)::bigint AS filtered
+       FROM freshet.chunks WHERE run_id = $1`,
+    [data.runId],
   );
   const tableRows = Number(rows[0]?.n ?? 0);
-  const distinctKeys = Number(rows[0]?.distinct_keys ?? 0);
-  const filteredRows = Number(rows[0]?.filtered ?? 0);
+  const chunkRows = Number(reported[0]?.rows ?? 0);
+  const filteredRows = Number(reported[0]?.filtered ?? 0);
   const indexDocs = (await ctx.es.count({ index: names.index })).count;
-  const filteredDocs = (await ctx.es.count({ index: names.filteredIndex })).count;
+  const filteredDocs = (
+    await ctx.es.count(
+      def.filtered === 'index'
+        ? { index: names.filteredIndex }
+        : { index: names.index, query: { term: { sensitive: false } } },
+    )
+  ).count;
   const refused = await refusedRows(ctx, data.runId);
   const result = {
     tableRows,
@@ -82,8 +95,8 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
     refused: Object.fromEntries(refused.map((r) => [r.reason, r.n])),
   };
   const problems: string[] = [];
-  if (distinctKeys !== tableRows) {
-    problems.push(`${tableRows - distinctKeys} duplicate key(s) in ${names.tempTable}`);
+  if (chunkRows !== tableRows) {
+    problems.push(`the chunks wrote ${chunkRows} rows but ${names.tempTable} has ${tableRows}`);
   }
   if (indexDocs !== tableRows) {
     problems.push(
@@ -92,7 +105,7 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
   }
   if (filteredDocs !== filteredRows) {
     problems.push(
-      `${names.filteredIndex} holds ${filteredDocs} documents but ${filteredRows} rows have no sensitive terms`,
+      `the filtered view holds ${filteredDocs} documents but ${filteredRows} rows have no sensitive terms`,
     );
   }
   // An empty build would replace a live table that has rows with nothing (an upstream table

@@ -34,19 +34,11 @@ async function accountedRows(
   const { rows } = await ctx.scope.query<{ kind: string; reason: string; n: number }>(
     ctx.dbs.api,
     `SELECT 'skipped' AS kind, k AS reason, sum(v::bigint)::bigint AS n
-       FROM freshet.chunks, jsonb_each_text(coalesce(result -> 'copy' -> 'skipped', '{}')) AS s(k, v)
+       FROM freshet.chunks, jsonb_each_text(coalesce(result -> 'pass' -> 'skipped', '{}')) AS s(k, v)
       WHERE run_id = $1 GROUP BY k
      UNION ALL
      SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
-       FROM freshet.chunks, jsonb_each(coalesce(result -> 'clean' -> 'rejected', '{}')) AS r(k, v)
-      WHERE run_id = $1 GROUP BY k
-     UNION ALL
-     SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
-       FROM freshet.chunks, jsonb_each(coalesce(result -> 'copy' -> 'rejected', '{}')) AS r(k, v)
-      WHERE run_id = $1 GROUP BY k
-     UNION ALL
-     SELECT 'rejected', k, sum((v ->> 'count')::bigint)::bigint
-       FROM freshet.chunks, jsonb_each(coalesce(result -> 'refused', '{}')) AS r(k, v)
+       FROM freshet.chunks, jsonb_each(coalesce(result -> 'pass' -> 'rejected', '{}')) AS r(k, v)
       WHERE run_id = $1 GROUP BY k`,
     [runId],
   );
