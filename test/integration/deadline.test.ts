@@ -70,7 +70,7 @@ describe('a step past its deadline', { timeout: 120_000 }, () => {
       finished: Date;
     }>(
       `SELECT attempt, status, error, started_at AS started, finished_at AS finished
-         FROM freshet.attempts WHERE run_id = $1 AND step = 'index' ORDER BY attempt`,
+         FROM freshet.attempts WHERE run_id = $1 AND step = 'index' AND chunk IS NOT NULL ORDER BY attempt`,
       [runId],
     );
     attempts = rows;

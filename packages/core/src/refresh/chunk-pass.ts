@@ -16,7 +16,7 @@ import {
   type BulkRefusal,
 } from './bulk.js';
 import type { JobContext } from './context.js';
-import { CopyTextParser, encodeCopyRow } from './copy-text.js';
+import { CopyTextParser, encodeCopyTextRow } from './copy-text.js';
 import { refusedReason, type RejectedRows } from './rejected.js';
 import { compileRowRules, type RowRules } from './row-rules.js';
 
@@ -223,6 +223,14 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
                 ORDER BY u.${key}) TO STDOUT`,
       ),
     );
+    // A stream that fails (its connection dropped, or destroyed when the pass stops early) reports
+    // it here; the loop and the awaits below surface the first such error.
+    let streamError: Error | undefined;
+    const noteError = (err: Error) => {
+      streamError ??= err;
+    };
+    ingest.on('error', noteError);
+    out.on('error', noteError);
     const parser = new CopyTextParser();
     let batch = new BulkBody(capacity, pool);
     let lines: string[] = [];
@@ -241,7 +249,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
         for (const [reason, n] of Object.entries(outcome.tagsDropped))
           addCount(tagsDropped, reason, n);
       }
-      lines.push(encodeCopyRow(outcome.values));
+      lines.push(encodeCopyTextRow(outcome.values));
       rows++;
       const id = `${JSON.stringify(k)}}}\n`;
       const doc = `${outcome.document}\n`;
@@ -270,15 +278,16 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
         if (lines.length > 0) {
           const ok = ingest.write(lines.join(''));
           lines = [];
-          if (!ok) await once(ingest, 'drain', { signal });
+          if (!ok && streamError === undefined) await once(ingest, 'drain', { signal });
         }
         if (batch.bytes >= flushBytes) {
           await send(batch);
           batch = new BulkBody(capacity, pool);
         }
-        if (sendError !== undefined) break;
+        if (sendError !== undefined || streamError !== undefined) break;
         ctx.scope.reportProgress();
       }
+      if (streamError !== undefined) throw streamError;
       if (sendError === undefined) {
         parser.end();
         flushGroup();
@@ -377,10 +386,10 @@ async function clearRange(
   range: KeyRange,
 ): Promise<void> {
   // Documents sent by the earlier attempt are not searchable until a refresh.
-  await ctx.es.indices.refresh({ index: indices.join(',') });
+  await ctx.es.indices.refresh({ index: [...indices] });
   await ctx.es.deleteByQuery(
     {
-      index: indices.join(','),
+      index: [...indices],
       query: keyRangeQuery(def, range),
       conflicts: 'proceed',
       refresh: true,
