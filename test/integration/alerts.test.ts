@@ -249,9 +249,9 @@ describe('alerts', { timeout: 300_000 }, () => {
       const { body } = await receiver.delivered(runId, 'blocked');
       assert.equal(body.freshet.status, 'blocked');
       assert.equal(body.freshet.stage, 'index');
-      assert.match(body.freshet.error ?? '', /chunk \d+ copy failed all attempts/);
+      assert.match(body.freshet.error ?? '', /chunk \d+ failed all attempts/);
       assert.match(body.text, /clip \(production\) refresh is blocked/);
-      assert.match(body.text, /copy failed all attempts/);
+      assert.match(body.text, /failed all attempts/);
 
       await monitor.tick();
       await notifier.notifyRunStatus(runId);

@@ -88,7 +88,7 @@ describe('a step past its deadline', { timeout: 120_000 }, () => {
     assert.equal(attempts.length, 2);
     for (const a of attempts) {
       assert.equal(a.status, 'failed');
-      assert.match(a.error ?? '', /^DeadlineError: copy passed its deadline of 1500 ms/);
+      assert.match(a.error ?? '', /^DeadlineError: index passed its deadline of 1500 ms/);
     }
     assert.equal((await t.store.getRun(runId)).status, 'blocked');
   });

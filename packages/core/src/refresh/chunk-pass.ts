@@ -378,25 +378,45 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   }
 }
 
-/** Deletes every document of `range` from `indices` (a retried pass starts from an empty range). */
+/**
+ * Deletes every document of `range` from `indices` (a retried pass starts from an empty range):
+ * the range's ids are read in key order (search_after) and deleted in bulk. (Delete-by-query
+ * would do it in one request, but it lives in the reindex module, which not every cluster has.)
+ */
 async function clearRange(
   ctx: JobContext,
   def: MediaDefinition,
   indices: readonly string[],
   range: KeyRange,
 ): Promise<void> {
+  const signal = ctx.scope.signal;
   // Documents sent by the earlier attempt are not searchable until a refresh.
   await ctx.es.indices.refresh({ index: [...indices] });
-  await ctx.es.deleteByQuery(
-    {
-      index: [...indices],
-      query: keyRangeQuery(def, range),
-      conflicts: 'proceed',
-      refresh: true,
-      wait_for_completion: true,
-    },
-    { signal: ctx.scope.signal },
-  );
+  const field = keyField(def);
+  for (const index of indices) {
+    let after: (string | number)[] | undefined;
+    for (;;) {
+      const res = await ctx.es.search(
+        {
+          index,
+          query: keyRangeQuery(def, range),
+          size: DELETE_BATCH_KEYS,
+          _source: false,
+          sort: [{ [field]: 'asc' }],
+          ...(after ? { search_after: after } : {}),
+        },
+        { signal },
+      );
+      const hits = res.hits.hits;
+      if (hits.length === 0) break;
+      await deleteDocuments(
+        ctx,
+        [index],
+        hits.map((h) => h._id as string),
+      );
+      after = hits.at(-1)?.sort as (string | number)[];
+    }
+  }
 }
 
 /** Keys per delete request. */
