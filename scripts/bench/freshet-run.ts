@@ -23,8 +23,6 @@ export interface StepFigures {
 }
 
 export interface FreshetRun {
-  /** 'as-is', or the prototype or setting tried. */
-  readonly variant: string;
   readonly workers: number;
   readonly runId: string;
   readonly status: string;
@@ -121,8 +119,6 @@ export interface FreshetRunOptions {
   /** Extra node flags for the worker processes (e.g. --cpu-prof). */
   readonly nodeArgs?: readonly string[];
   readonly env?: Record<string, string>;
-  /** Label of a variant (default 'as-is'). */
-  readonly variant?: string;
 }
 
 /**
@@ -178,7 +174,6 @@ export async function freshetRun(world: World, opts: FreshetRunOptions): Promise
     [runId],
   );
   return {
-    variant: opts.variant ?? 'as-is',
     workers: opts.workers,
     runId,
     status: run.status,

@@ -5,8 +5,7 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { refreshNames, repoRoot, seedSynthetic } from '@freshet/core';
-import { baseline } from './baseline.js';
-import { binaryCopy, fdwCopy } from './copy-ceiling.js';
+import { binaryCopy } from './copy-ceiling.js';
 import { buildBulkBodies, esCeiling } from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
 import {
@@ -19,22 +18,10 @@ import {
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
-import { profileSteps } from './steps.js';
 import { evaluate, formatReport, type BenchResult } from './report.js';
 import { createWorld, type World } from './world.js';
 
-const parts = [
-  'copy',
-  'fdw',
-  'freshet',
-  'prototype',
-  'steps',
-  'es',
-  'baseline',
-  'orchestration',
-  'plan',
-  'memory',
-] as const;
+const parts = ['copy', 'freshet', 'es', 'orchestration', 'plan', 'memory'] as const;
 type Part = (typeof parts)[number];
 
 const usage = `usage: npm run bench -- [options]
@@ -45,9 +32,8 @@ const usage = `usage: npm run bench -- [options]
   --noop-chunks N    chunks of the orchestration run (default 10000)
   --plan-rows N      rows of the plan built in Redis (default 712000000)
   --memory           also refresh 100k and 1M rows with one worker and compare peak RSS
-  --only LIST        run only these parts (default all but memory and prototype):
+  --only LIST        run only these parts (default all but memory):
                      ${parts.join(',')}
-                     (prototype: what-ifs of settings, e.g. PostgreSQL JIT on)
   --cpu-prof         write CPU profiles of the worker processes to bench-results/prof/
   --seed S           synthetic data seed (default 1)
   --json PATH        write every figure as JSON to PATH`;
@@ -105,7 +91,7 @@ const planRows = positive('plan-rows', values['plan-rows'], 712_000_000);
 const seed = positive('seed', values.seed, 1);
 const only = new Set<Part>(
   values.only === undefined
-    ? parts.filter((p) => p !== 'memory' && p !== 'prototype')
+    ? parts.filter((p) => p !== 'memory')
     : values.only.split(',').map((p) => {
         if (!(parts as readonly string[]).includes(p))
           throw new Error(`unknown part ${p}; expected ${parts.join(',')}`);
@@ -180,7 +166,7 @@ async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }
 async function main(): Promise<void> {
   const m = await world('m');
   await identifyElasticsearch(m.es);
-  const dataParts: Part[] = ['copy', 'fdw', 'freshet', 'prototype', 'steps', 'es', 'baseline'];
+  const dataParts: Part[] = ['copy', 'freshet', 'es'];
   if (dataParts.some((p) => only.has(p))) {
     phase(`seed ${rows} rows`);
     const seeded = await seedSynthetic(m.dbs.catalog, m.def, { rows, seed });
@@ -197,15 +183,9 @@ async function main(): Promise<void> {
     }
     const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
     result.copyCeiling = { runs, best };
-    phase(`copy into a table with a key index, ${best.streams} stream(s)`);
-    result.copyIntoIndexed = await withCpu(() => binaryCopy(m, best.streams, true));
-  }
-  if (only.has('fdw')) {
-    phase('postgres_fdw copy');
-    result.fdw = await withCpu(() => fdwCopy(m));
   }
 
-  const needTable = only.has('es') || only.has('baseline');
+  const needTable = only.has('es');
   if (only.has('freshet') || needTable) {
     const counts = only.has('freshet') ? workerCounts : [1];
     // A freshly started Elasticsearch spends tens of CPU seconds compiling its indexing path (JIT)
@@ -224,44 +204,6 @@ async function main(): Promise<void> {
       runs.push(await freshetRun(m, { workers, chunkSizeRows, timeoutMs: runTimeoutMs, nodeArgs }));
     }
     if (only.has('freshet')) result.freshet = runs;
-  }
-
-  if (only.has('prototype')) {
-    result.prototypes = [];
-    // What-ifs of settings: PostgreSQL JIT back on (PG_JIT, off by default since it measured slower).
-    const variants: { variant: string; env: Record<string, string> }[] = [
-      { variant: 'jit-on', env: { PG_JIT: 'true' } },
-    ];
-    for (const v of variants) {
-      phase(`prototype: ${v.variant}, 1 worker`);
-      await esSettled(m.es);
-      result.prototypes.push(
-        await freshetRun(m, {
-          workers: 1,
-          chunkSizeRows,
-          timeoutMs: runTimeoutMs,
-          nodeArgs,
-          ...v,
-        }),
-      );
-    }
-  }
-
-  if (only.has('steps')) {
-    result.steps = [];
-    for (const jit of only.has('prototype') ? [false, true] : [false]) {
-      phase(`Freshet's chunk steps in-process, stage by stage${jit ? ', JIT on' : ''}`);
-      result.steps.push(
-        await withCpu(() =>
-          profileSteps(m, {
-            chunkSizeRows,
-            concurrency: m.config.WORKER_CONCURRENCY,
-            jit,
-            upstreamRows: rows,
-          }),
-        ),
-      );
-    }
   }
 
   // The promoted table holds exactly the copied and cleaned rows Freshet indexed.
@@ -292,12 +234,6 @@ async function main(): Promise<void> {
       best,
     };
   }
-  if (only.has('baseline')) {
-    phase('hand-written baseline');
-    await esSettled(m.es);
-    result.baseline = await withCpu(() => baseline(m, table));
-  }
-
   if (only.has('orchestration')) {
     phase(`BullMQ floor, ${noopChunks} no-op chunks`);
     const floor = await withCpu(() => bullmqFloor(m.config, noopChunks));

@@ -1,4 +1,3 @@
-import type { BaselineRun } from './baseline.js';
 import type { CpuSeconds } from './measure.js';
 import type { CopyRun } from './copy-ceiling.js';
 import type { EsCeilingRun } from './es-ceiling.js';
@@ -6,7 +5,6 @@ import type { FreshetRun } from './freshet-run.js';
 import type { OrchestrationRun } from './orchestration.js';
 import type { PlanScale } from './plan-scale.js';
 import type { StatementProfile } from './statements.js';
-import type { StepsProfile } from './steps.js';
 
 type WithCpu<T> = T & { cpu?: CpuSeconds };
 
@@ -21,18 +19,12 @@ export interface BenchResult {
   readonly phaseLoad: Record<string, number[]>;
   seed?: { rows: number; removed: number; deleted: number; ms: number };
   copyCeiling?: { runs: WithCpu<CopyRun>[]; best: WithCpu<CopyRun> };
-  /** The copy ceiling into a table with a btree on the key (what an indexed temp table costs). */
-  copyIntoIndexed?: WithCpu<CopyRun>;
-  fdw?: WithCpu<CopyRun>;
   esCeiling?: {
     bodies: { count: number; bytes: number; rows: number; ops: number; buildMs: number };
     runs: WithCpu<EsCeilingRun>[];
     best: WithCpu<EsCeilingRun>;
   };
-  baseline?: WithCpu<BaselineRun>;
   freshet?: FreshetRun[];
-  /** Freshet runs with a prototype of a proposed change (not counted towards the goals). */
-  prototypes?: FreshetRun[];
   orchestration?: {
     floor: WithCpu<OrchestrationRun>;
     freshet: OrchestrationRun;
@@ -40,8 +32,6 @@ export interface BenchResult {
     statements?: StatementProfile;
   };
   plan?: PlanScale;
-  /** Freshet's chunk steps run in-process stage by stage, as-is and with JIT on. */
-  steps?: WithCpu<StepsProfile>[];
   memory?: { tableRows: number[]; runs: FreshetRun[] };
   ratios: Record<string, number | null>;
   goals: Goal[];
@@ -95,26 +85,6 @@ function best<T>(items: readonly T[] | undefined, score: (t: T) => number): T | 
 
 const mib = 1024 * 1024;
 
-/** ', with JIT on 0.42 x' when the what-if ran, else nothing. */
-function whatIf(value: number | null | undefined): string {
-  return value === null || value === undefined ? '' : `, with JIT on ${value.toFixed(2)} x`;
-}
-
-/** 'jit-on, bulk=1' -> 'JitOnBulk1'. */
-function camel(label: string): string {
-  return label
-    .split(/[^A-Za-z0-9]+/)
-    .filter(Boolean)
-    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
-    .join('');
-}
-
-/** Rows/s of one step in the in-process step profile ('as-is' or a what-if variant). */
-function stepRate(r: BenchResult, variant: string, step: string): number | undefined {
-  return r.steps?.find((p) => p.variant === variant)?.stages.find((s) => s.step === step)
-    ?.rowsPerSec;
-}
-
 /** CPU seconds of the services and the Node processes doing the work (not other users'). */
 function ownCpu(cpu: CpuSeconds | undefined): number {
   if (!cpu) return 0;
@@ -128,7 +98,6 @@ export function evaluate(r: BenchResult): void {
   const bestIndex = best(runs, (x) => x.index.rowsPerSec);
   const bestCopy = best(runs, (x) => x.copy.rowsPerSec);
   const fastest = best(runs, (x) => -x.endToEndMs);
-  const one = runs.find((x) => x.workers === 1);
   const copyCeilMs = r.copyCeiling?.best.ms;
   const esCeilMs = r.esCeiling?.best.ms;
   const slowest =
@@ -141,29 +110,12 @@ export function evaluate(r: BenchResult): void {
 
   Object.assign(r.ratios, {
     indexVsEsCeiling: ratio(bestIndex?.index.rowsPerSec, r.esCeiling?.best.rowsPerSec),
-    indexStepInProcessVsEsCeiling: ratio(
-      stepRate(r, 'as-is', 'index'),
-      r.esCeiling?.best.rowsPerSec,
-    ),
-    copyStepInProcessVsCopyCeiling: ratio(
-      stepRate(r, 'as-is', 'copy'),
-      r.copyCeiling?.best.rowsPerSec,
-    ),
-    copyStepInProcessVsFdw: ratio(stepRate(r, 'as-is', 'copy'), r.fdw?.rowsPerSec),
     copyVsCopyCeiling: ratio(bestCopy?.copy.rowsPerSec, r.copyCeiling?.best.rowsPerSec),
-    copyVsFdw: ratio(bestCopy?.copy.rowsPerSec, r.fdw?.rowsPerSec),
-    copyCeilingVsFdw: ratio(r.copyCeiling?.best.rowsPerSec, r.fdw?.rowsPerSec),
     endToEndVsSlowestCeiling: ratio(slowest, fastest?.endToEndMs),
     endToEndLessPromotionVsSlowestCeiling: ratio(
       slowest,
       fastest ? fastest.endToEndMs - promoteMs : undefined,
     ),
-    oneWorkerVsBaseline: ratio(one?.index.rowsPerSec, r.baseline?.rowsPerSec),
-    oneWorkerEndToEndVsBaseline: ratio(
-      one ? (one.index.rows * 1000) / one.endToEndMs : undefined,
-      r.baseline?.rowsPerSec,
-    ),
-    baselineVsEsCeiling: ratio(r.baseline?.rowsPerSec, r.esCeiling?.best.rowsPerSec),
     orchestrationFreshetVsFloor: ratio(orch?.freshet.msPerChunk, orch?.floor.msPerChunk),
     memory1MVs100k: ratio(memLarge, memSmall),
     // Insensitive to other load on the machine: the CPU the two ceilings need together over
@@ -173,52 +125,17 @@ export function evaluate(r: BenchResult): void {
       ownCpu(fastest?.cpu) || undefined,
     ),
   });
-  if (r.steps?.some((p) => p.variant === 'jit-on')) {
-    r.ratios.whatIfJitOnIndexStepInProcessVsEsCeiling = ratio(
-      stepRate(r, 'jit-on', 'index'),
-      r.esCeiling?.best.rowsPerSec,
-    );
-    r.ratios.whatIfJitOnCopyStepInProcessVsCopyCeiling = ratio(
-      stepRate(r, 'jit-on', 'copy'),
-      r.copyCeiling?.best.rowsPerSec,
-    );
-  }
-  for (const p of r.prototypes ?? []) {
-    const v = `whatIf${camel(p.variant)}`;
-    r.ratios[`${v}IndexVsEsCeiling`] = ratio(p.index.rowsPerSec, r.esCeiling?.best.rowsPerSec);
-    r.ratios[`${v}EndToEndLessPromotionVsSlowestCeiling`] = ratio(
-      slowest,
-      p.endToEndMs - (p.stageMs.promote ?? 0),
-    );
-    r.ratios[`${v}OneWorkerVsBaseline`] = ratio(p.index.rowsPerSec, r.baseline?.rowsPerSec);
-  }
-
   const where = (run: FreshetRun | undefined) => (run ? `${run.workers} worker(s)` : undefined);
   r.goals.length = 0;
   r.goals.push(
-    goal(
-      'index >= 0.9 x ES ceiling',
-      '>=',
-      0.9,
-      r.ratios.indexVsEsCeiling,
-      'x',
-      `${where(bestIndex)}; index step alone in-process ${x2(r.ratios.indexStepInProcessVsEsCeiling)} x${whatIf(r.ratios.whatIfJitOnIndexStepInProcessVsEsCeiling)}`,
-    ),
+    goal('index >= 0.9 x ES ceiling', '>=', 0.9, r.ratios.indexVsEsCeiling, 'x', where(bestIndex)),
     goal(
       'copy >= 0.8 x copy ceiling',
       '>=',
       0.8,
       r.ratios.copyVsCopyCeiling,
       'x',
-      `${where(bestCopy)}; stages overlap, so a stage's span is the whole run; copy step alone in-process ${x2(r.ratios.copyStepInProcessVsCopyCeiling)} x${whatIf(r.ratios.whatIfJitOnCopyStepInProcessVsCopyCeiling)}`,
-    ),
-    goal(
-      'copy >= 2 x postgres_fdw',
-      '>=',
-      2,
-      r.ratios.copyVsFdw,
-      'x',
-      `${where(bestCopy)}; copy step alone in-process ${x2(r.ratios.copyStepInProcessVsFdw)} x; the binary COPY pipe itself ${x2(r.ratios.copyCeilingVsFdw)} x`,
+      `${where(bestCopy)}; stages overlap, so a stage's span is the whole run`,
     ),
     goal(
       'end-to-end <= 1.25 x slowest ceiling + promotion',
@@ -229,14 +146,6 @@ export function evaluate(r: BenchResult): void {
       fastest
         ? `${where(fastest)}: ${(fastest.endToEndMs / 1000).toFixed(1)} s incl. promotion ${(promoteMs / 1000).toFixed(1)} s; slowest ceiling ${((slowest ?? 0) / 1000).toFixed(1)} s`
         : undefined,
-    ),
-    goal(
-      '1 worker >= hand-written baseline',
-      '>=',
-      1,
-      r.ratios.oneWorkerVsBaseline,
-      'x',
-      `index stage rows/s${whatIf(r.ratios.whatIfJitOnOneWorkerVsBaseline)}`,
     ),
     goal(
       'orchestration <= 1 ms per chunk',
@@ -306,24 +215,6 @@ export function formatReport(r: BenchResult): string {
       c === r.copyCeiling?.best ? 'best' : '',
     ]);
   }
-  if (r.copyIntoIndexed) {
-    const c = r.copyIntoIndexed;
-    ref.push([
-      `same, into a key-indexed table (as the temp table), ${c.streams} stream(s)`,
-      int(c.rows),
-      sec(c.ms),
-      int(c.rowsPerSec),
-      'info',
-    ]);
-  }
-  if (r.fdw)
-    ref.push([
-      'postgres_fdw INSERT ... SELECT',
-      int(r.fdw.rows),
-      sec(r.fdw.ms),
-      int(r.fdw.rowsPerSec),
-      '',
-    ]);
   for (const e of r.esCeiling?.runs ?? []) {
     ref.push([
       `ES ceiling: pre-built bulk, ${e.concurrency} in flight`,
@@ -331,15 +222,6 @@ export function formatReport(r: BenchResult): string {
       sec(e.ms),
       int(e.rowsPerSec),
       `${int(e.opsPerSec)} docs/s, ${e.mbPerSec.toFixed(1)} MB/s${e === r.esCeiling?.best ? ', best' : ''}`,
-    ]);
-  }
-  if (r.baseline) {
-    ref.push([
-      'baseline: cursor -> bulk helper, 1 process',
-      int(r.baseline.rows),
-      sec(r.baseline.ms),
-      int(r.baseline.rowsPerSec),
-      `${int((r.baseline.ops * 1000) / r.baseline.ms)} docs/s`,
     ]);
   }
   if (ref.length > 1) out.push(table(ref), '');
@@ -363,9 +245,9 @@ export function formatReport(r: BenchResult): string {
         'peak RSS/worker',
       ],
     ];
-    for (const f of [...r.freshet, ...(r.prototypes ?? [])]) {
+    for (const f of r.freshet) {
       fr.push([
-        `${f.variant === 'as-is' ? '' : `what-if ${f.variant}: `}${f.workers} worker(s), ${f.chunks} chunks`,
+        `${f.workers} worker(s), ${f.chunks} chunks`,
         sec(f.endToEndMs),
         int(f.copy.rowsPerSec),
         int(f.clean.rowsPerSec),
@@ -380,53 +262,13 @@ export function formatReport(r: BenchResult): string {
     out.push(
       table([
         ['mean attempt, first -> last quarter', 'copy', 'clean', 'index'],
-        ...[...r.freshet, ...(r.prototypes ?? [])].map((f) => [
-          `${f.variant === 'as-is' ? '' : `what-if ${f.variant}: `}${f.workers} worker(s)`,
-          q(f.copy),
-          q(f.clean),
-          q(f.index),
-        ]),
+        ...r.freshet.map((f) => [`${f.workers} worker(s)`, q(f.copy), q(f.clean), q(f.index)]),
       ]),
     );
     out.push(
       "(stage rows/s = rows / span of that step's attempts; per-job = rows / sum of attempt durations)",
     );
-    if (r.prototypes?.length) {
-      out.push(
-        '(what-if jit-on = PostgreSQL JIT compilation on for the workers, PG_JIT=true; off by default)',
-      );
-    }
     out.push('');
-  }
-  if (r.steps && r.steps.length > 0) {
-    const rows: string[][] = [
-      [
-        'chunk steps in-process (no queue)',
-        'step',
-        'rows/s',
-        'time',
-        'chunk ms first->last quarter',
-        'CPU s pg/es/node',
-        'peak heap',
-        'top statement (time summed over jobs)',
-      ],
-    ];
-    for (const p of r.steps) {
-      for (const st of p.stages) {
-        const top = st.statements[0];
-        rows.push([
-          `${p.variant === 'as-is' ? 'as-is' : `what-if ${p.variant}`}, ${p.concurrency} at a time`,
-          st.step,
-          int(st.rowsPerSec),
-          sec(st.ms),
-          `${int(st.firstQuarterMs)} -> ${int(st.lastQuarterMs)}`,
-          `${st.cpu.postgres.toFixed(1)}/${st.cpu.elasticsearch.toFixed(1)}/${st.cpu.bench.toFixed(1)}`,
-          `${int(st.peakHeapMiB)} MiB`,
-          top ? `${sec(top.ms)} x${top.calls} ${top.sql.slice(0, 60)}` : '',
-        ]);
-      }
-    }
-    out.push(table(rows), '');
   }
   if (r.orchestration) {
     const { floor, freshet } = r.orchestration;
@@ -490,12 +332,10 @@ export function formatReport(r: BenchResult): string {
   const cpuRows: [string, number, CpuSeconds | undefined][] = [];
   const cc = r.copyCeiling?.best;
   if (cc) cpuRows.push([`copy ceiling (${cc.streams} stream(s))`, cc.ms, cc.cpu]);
-  if (r.fdw) cpuRows.push(['postgres_fdw copy', r.fdw.ms, r.fdw.cpu]);
   const ec = r.esCeiling?.best;
   if (ec) cpuRows.push([`ES ceiling (${ec.concurrency} in flight)`, ec.ms, ec.cpu]);
-  if (r.baseline) cpuRows.push(['baseline', r.baseline.ms, r.baseline.cpu]);
-  for (const f of [...(r.freshet ?? []), ...(r.prototypes ?? [])]) {
-    const label = `freshet${f.variant === 'as-is' ? '' : ` what-if ${f.variant}`}, ${f.workers} worker(s)`;
+  for (const f of r.freshet ?? []) {
+    const label = `freshet, ${f.workers} worker(s)`;
     cpuRows.push([label, f.endToEndMs, f.cpu]);
   }
   if (r.orchestration) {
