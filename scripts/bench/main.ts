@@ -4,9 +4,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { refreshNames, repoRoot, seedSynthetic } from '@freshet/core';
+import { repoRoot, seedSynthetic } from '@freshet/core';
 import { binaryCopy } from './copy-ceiling.js';
-import { buildBulkBodies, esCeiling } from './es-ceiling.js';
+import {
+  buildCeilingBodies,
+  esCeiling,
+  type BulkBodies,
+  type CeilingKind,
+  type EsCeilingRun,
+} from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
 import {
   CpuMeter,
@@ -18,7 +24,7 @@ import {
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
-import { evaluate, formatReport, type BenchResult } from './report.js';
+import { evaluate, formatReport, type BenchResult, type WithCpu } from './report.js';
 import { createWorld, type World } from './world.js';
 
 const parts = ['copy', 'freshet', 'es', 'orchestration', 'plan', 'memory'] as const;
@@ -106,7 +112,7 @@ const nodeArgs = values['cpu-prof']
 const runTimeoutMs = Math.max(600_000, rows * 10);
 
 const result: BenchResult = {
-  version: 1,
+  version: 2,
   startedAt: new Date().toISOString(),
   host: { cpus: cpus().length, loadStart: loadAverage() },
   options: {
@@ -156,6 +162,13 @@ async function world(label: string, overrides: Record<string, string> = {}): Pro
   return w;
 }
 
+/** The run with the highest rate of rows. */
+function fastest<T extends { rowsPerSec: number }>(runs: readonly T[]): T {
+  const first = runs[0];
+  if (first === undefined) throw new Error('no run to choose from');
+  return runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a), first);
+}
+
 /** Runs `fn` and adds the CPU seconds each component used meanwhile. */
 async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }> {
   const meter = new CpuMeter();
@@ -179,61 +192,67 @@ async function main(): Promise<void> {
       phase(`copy ceiling, ${streams} stream(s) (best of 2)`);
       const tries = [];
       for (let i = 0; i < 2; i++) tries.push(await withCpu(() => binaryCopy(m, streams)));
-      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
+      runs.push(fastest(tries));
     }
-    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
-    result.copyCeiling = { runs, best };
+    result.copyCeiling = { runs, best: fastest(runs) };
   }
 
-  const needTable = only.has('es');
-  if (only.has('freshet') || needTable) {
-    const counts = only.has('freshet') ? workerCounts : [1];
+  if (only.has('freshet') || only.has('es')) {
     // A freshly started Elasticsearch spends tens of CPU seconds compiling its indexing path (JIT)
     // during its first heavy load: whichever measurement came first paid it (the 1-worker run's
     // Elasticsearch used 3.7 x the ceiling's CPU). One unmeasured refresh warms it, and
-    // PostgreSQL's caches, for every measurement that follows.
-    if (only.has('freshet')) {
-      phase('warm-up: one unmeasured refresh, 2 workers');
-      await esSettled(m.es);
-      await freshetRun(m, { workers: 2, chunkSizeRows, timeoutMs: runTimeoutMs });
-    }
+    // PostgreSQL's caches, for every measurement that follows; it also leaves the documents
+    // the Elasticsearch ceilings send, when the Freshet part does not run.
+    phase('warm-up: one unmeasured refresh, 2 workers');
+    await esSettled(m.es);
+    await freshetRun(m, { workers: 2, chunkSizeRows, timeoutMs: runTimeoutMs });
+  }
+  if (only.has('freshet')) {
     const runs: FreshetRun[] = [];
-    for (const workers of counts) {
+    for (const workers of workerCounts) {
       phase(`freshet refresh, ${workers} worker(s)`);
       await esSettled(m.es);
       runs.push(await freshetRun(m, { workers, chunkSizeRows, timeoutMs: runTimeoutMs, nodeArgs }));
     }
-    if (only.has('freshet')) result.freshet = runs;
+    result.freshet = runs;
   }
 
-  // The promoted table holds exactly the copied and cleaned rows Freshet indexed.
-  const table = refreshNames(m.def, 'production', 'x').table;
   if (only.has('es')) {
-    phase('building bulk bodies');
-    const bodies = await buildBulkBodies(m, table, m.config.INDEX_BULK_FLUSH_BYTES);
-    const runs = [];
+    phase('reading back the documents Freshet indexed, building bulk bodies');
+    const bodies = await buildCeilingBodies(m, m.config.INDEX_BULK_FLUSH_BYTES);
+    const runs: Record<CeilingKind, WithCpu<EsCeilingRun>[]> = { main: [], 'two-index': [] };
     for (const concurrency of esConcurrency) {
-      phase(`ES ceiling, ${concurrency} in flight (best of 2)`);
-      const tries = [];
+      phase(
+        `ES ceilings, main documents and main + filtered, ${concurrency} in flight (best of 2)`,
+      );
+      const tries: Record<CeilingKind, WithCpu<EsCeilingRun>[]> = { main: [], 'two-index': [] };
+      // Interleaved, so a change in the machine's load weighs on both shapes alike.
       for (let i = 0; i < 2; i++) {
-        await esSettled(m.es);
-        tries.push(await withCpu(() => esCeiling(m, bodies, concurrency)));
+        for (const b of [bodies.main, bodies.twoIndex]) {
+          await esSettled(m.es);
+          tries[b.kind].push(await withCpu(() => esCeiling(m, b, concurrency)));
+        }
       }
-      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
+      for (const kind of ['main', 'two-index'] as const) runs[kind].push(fastest(tries[kind]));
     }
-    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
+    const summary = (b: BulkBodies) => ({
+      count: b.bodies.length,
+      bytes: b.bytes,
+      rows: b.rows,
+      ops: b.ops,
+    });
     result.esCeiling = {
       bodies: {
-        count: bodies.bodies.length,
-        bytes: bodies.bytes,
-        rows: bodies.rows,
-        ops: bodies.ops,
+        main: summary(bodies.main),
+        twoIndex: summary(bodies.twoIndex),
+        filtered: bodies.filtered,
         buildMs: bodies.buildMs,
       },
-      runs,
-      best,
+      main: { runs: runs.main, best: fastest(runs.main) },
+      twoIndex: { runs: runs['two-index'], best: fastest(runs['two-index']) },
     };
   }
+
   if (only.has('orchestration')) {
     phase(`BullMQ floor, ${noopChunks} no-op chunks`);
     const floor = await withCpu(() => bullmqFloor(m.config, noopChunks));
