@@ -1,4 +1,4 @@
-// `npm run bench`: Freshet against its ceilings and peers, in one run on the same rows.
+// `npm run bench`: Freshet against its ceilings, in one run on the same rows.
 // A benchmark, not a test: it prints a table (and JSON with --json) and cleans up after itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -24,21 +24,28 @@ import {
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
-import { evaluate, formatReport, type BenchResult, type WithCpu } from './report.js';
+import { evaluate, formatReport, type BenchResult, type ScaleRun, type WithCpu } from './report.js';
 import { createWorld, type World } from './world.js';
 
-const parts = ['copy', 'freshet', 'es', 'orchestration', 'plan', 'memory'] as const;
+const parts = ['copy', 'freshet', 'es', 'scale', 'orchestration', 'plan', 'memory'] as const;
+/** Parts that run only when asked for (--scale, --memory or --only). */
+const optIn: readonly Part[] = ['scale', 'memory'];
 type Part = (typeof parts)[number];
 
 const usage = `usage: npm run bench -- [options]
-  --rows N           synthetic catalog rows (default 200000)
+  --rows N           synthetic catalog rows (default 300000)
   --chunk-size N     Freshet rows per chunk (default rows/20, between 1000 and 100000)
   --workers LIST     Freshet worker processes to try (default 1,2,4)
-  --es-concurrency LIST  parallel bulk requests for the ES ceiling (default 1,2,4)
+  --es-concurrency LIST  parallel bulk requests for the ES ceilings (default 1,2,4)
+  --scale            also seed and refresh 200k and 2M rows with one worker and compare the
+                     time per row
+  --scale-rows LIST  the table sizes of --scale (default 200000,2000000)
+  --scale-chunk-size N  rows per chunk at every --scale size (default --chunk-size, else the
+                     smallest size/20, between 1000 and 100000)
   --noop-chunks N    chunks of the orchestration run (default 10000)
   --plan-rows N      rows of the plan built in Redis (default 712000000)
   --memory           also refresh 100k and 1M rows with one worker and compare peak RSS
-  --only LIST        run only these parts (default all but memory):
+  --only LIST        run only these parts (default all but ${optIn.join(' and ')}):
                      ${parts.join(',')}
   --cpu-prof         write CPU profiles of the worker processes to bench-results/prof/
   --seed S           synthetic data seed (default 1)
@@ -71,6 +78,9 @@ const { values } = parseArgs({
     'es-concurrency': { type: 'string' },
     'noop-chunks': { type: 'string' },
     'plan-rows': { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    'scale-rows': { type: 'string' },
+    'scale-chunk-size': { type: 'string' },
     memory: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -84,11 +94,15 @@ if (values.help) {
   process.exit(0);
 }
 
-const rows = positive('rows', values.rows, 200_000);
-const chunkSizeRows = positive(
-  'chunk-size',
-  values['chunk-size'],
-  Math.min(100_000, Math.max(1000, Math.ceil(rows / 20))),
+/** Twenty chunks of the table, within 1000 and 100,000 rows. */
+const defaultChunkSize = (n: number) => Math.min(100_000, Math.max(1000, Math.ceil(n / 20)));
+const rows = positive('rows', values.rows, 300_000);
+const chunkSizeRows = positive('chunk-size', values['chunk-size'], defaultChunkSize(rows));
+const scaleRows = [...list(values['scale-rows'], [200_000, 2_000_000])].sort((a, b) => a - b);
+const scaleChunkSizeRows = positive(
+  'scale-chunk-size',
+  values['scale-chunk-size'] ?? values['chunk-size'],
+  defaultChunkSize(scaleRows[0] ?? 200_000),
 );
 const workerCounts = list(values.workers, [1, 2, 4]);
 const esConcurrency = list(values['es-concurrency'], [1, 2, 4]);
@@ -97,7 +111,7 @@ const planRows = positive('plan-rows', values['plan-rows'], 712_000_000);
 const seed = positive('seed', values.seed, 1);
 const only = new Set<Part>(
   values.only === undefined
-    ? parts.filter((p) => p !== 'memory')
+    ? parts.filter((p) => !optIn.includes(p))
     : values.only.split(',').map((p) => {
         if (!(parts as readonly string[]).includes(p))
           throw new Error(`unknown part ${p}; expected ${parts.join(',')}`);
@@ -105,6 +119,7 @@ const only = new Set<Part>(
       }),
 );
 if (values.memory) only.add('memory');
+if (values.scale || values['scale-rows'] !== undefined) only.add('scale');
 const resultsDir = path.join(repoRoot, 'bench-results');
 const nodeArgs = values['cpu-prof']
   ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'prof')}`]
@@ -122,6 +137,8 @@ const result: BenchResult = {
     chunkSizeRows,
     workers: workerCounts,
     esConcurrency,
+    scaleRows,
+    scaleChunkSizeRows,
     noopChunks,
     planRows,
     only: [...only],
@@ -251,6 +268,31 @@ async function main(): Promise<void> {
       main: { runs: runs.main, best: fastest(runs.main) },
       twoIndex: { runs: runs['two-index'], best: fastest(runs['two-index']) },
     };
+  }
+
+  if (only.has('scale')) {
+    const runs: ScaleRun[] = [];
+    for (const [i, n] of scaleRows.entries()) {
+      const w = await world('scale');
+      phase(`scale: seed ${n} rows`);
+      const seeded = await seedSynthetic(w.dbs.catalog, w.def, { rows: n, seed });
+      const opts = {
+        workers: 1,
+        chunkSizeRows: scaleChunkSizeRows,
+        timeoutMs: Math.max(600_000, n * 10),
+      };
+      if (i === 0 && !only.has('freshet') && !only.has('es')) {
+        phase('scale: warm-up, one unmeasured refresh');
+        await esSettled(w.es);
+        await freshetRun(w, opts);
+      }
+      phase(`scale: refresh ${n} rows, 1 worker, chunks of ${scaleChunkSizeRows}`);
+      await esSettled(w.es);
+      runs.push({ rows: n, seedMs: seeded.ms, run: await freshetRun(w, { ...opts, nodeArgs }) });
+      // The next size starts on a machine without this one's databases and indices.
+      await w.close();
+    }
+    result.scale = { chunkSizeRows: scaleChunkSizeRows, runs };
   }
 
   if (only.has('orchestration')) {

@@ -185,19 +185,17 @@ export function evaluate(r: BenchResult): void {
   const scaleSmall = scaleRuns[0];
   const scaleLarge = scaleRuns[scaleRuns.length - 1];
   const scaleName = scaleRatioName(scaleRuns);
+  const scaleOf = (f: (run: FreshetRun) => number | undefined) =>
+    ratio(
+      scaleLarge ? f(scaleLarge.run) : undefined,
+      scaleSmall && scaleSmall !== scaleLarge ? f(scaleSmall.run) : undefined,
+    );
 
   Object.assign(r.ratios, {
     // The goals: higher is better for the first, lower for the other two.
     endToEndVsEsCeiling: ratio(esMainPerRow, e2ePerRow(one)),
     sharedCpuVsCeilingCpu: ratio(freshetShared, ceilingShared(esMain)),
-    ...(scaleName
-      ? {
-          [scaleName]: ratio(
-            scaleLarge?.run.usPerDocument,
-            scaleSmall && scaleSmall !== scaleLarge ? scaleSmall.run.usPerDocument : undefined,
-          ),
-        }
-      : {}),
+    ...(scaleName ? { [scaleName]: scaleOf((x) => x.usPerDocument) } : {}),
     // For comparison.
     endToEndVsTwoIndexEsCeiling: ratio(esTwoPerRow, e2ePerRow(one)),
     sharedCpuVsTwoIndexCeilingCpu: ratio(freshetShared, ceilingShared(esTwo)),
@@ -208,6 +206,10 @@ export function evaluate(r: BenchResult): void {
         .filter((x) => x.workers !== 1)
         .map((x) => [`speedup${x.workers}WorkersVs1`, ratio(one?.endToEndMs, x.endToEndMs)]),
     ),
+    // The same over the chunk jobs alone, without the stages whose cost does not grow with rows.
+    ...(scaleName
+      ? { [`${scaleName}ChunkJobs`]: scaleOf((x) => perRow(x.chunkSpanMs, x.documents)) }
+      : {}),
     orchestrationFreshetVsFloor: ratio(orch?.freshet.msPerChunk, orch?.floor.msPerChunk),
     memory1MVs100k: ratio(mem?.[1]?.maxPeakRssMiB, mem?.[0]?.maxPeakRssMiB),
   });
@@ -246,7 +248,7 @@ export function evaluate(r: BenchResult): void {
       scaleName ? r.ratios[scaleName] : null,
       'x',
       scaleSmall && scaleLarge && scaleSmall !== scaleLarge
-        ? `${scaleSmall.run.usPerDocument.toFixed(0)} vs ${scaleLarge.run.usPerDocument.toFixed(0)} us per document, chunks of ${int(r.scale?.chunkSizeRows ?? 0)}`
+        ? `${scaleSmall.run.usPerDocument.toFixed(0)} vs ${scaleLarge.run.usPerDocument.toFixed(0)} us per document end to end, chunks of ${int(r.scale?.chunkSizeRows ?? 0)}; over the chunk jobs alone ${x2(r.ratios[`${scaleName}ChunkJobs`])} x`
         : 'run with --scale',
     ),
     goal(
@@ -396,8 +398,11 @@ function cpuCells(c: CpuSeconds | undefined, digits: number): string[] {
 export function formatReport(r: BenchResult): string {
   const out: string[] = [];
   const o = r.options;
+  const what = r.seed
+    ? `${int(r.seed.rows)} synthetic ${String(o.media)} rows (seed ${String(o.seed)}), chunks of ${int(Number(o.chunkSizeRows))}`
+    : `parts ${(o.only as string[]).join(', ')}`;
   out.push(
-    `Freshet benchmark: ${int(Number(o.rows))} synthetic ${String(o.media)} rows (seed ${String(o.seed)}), chunks of ${int(Number(o.chunkSizeRows))}; ${r.host.cpus} CPUs; load avg ${r.host.loadStart.join(' ')} at start, ${(r.host.loadEnd ?? []).join(' ')} at end`,
+    `Freshet benchmark: ${what}; ${r.host.cpus} CPUs; load avg ${r.host.loadStart.join(' ')} at start, ${(r.host.loadEnd ?? []).join(' ')} at end`,
   );
   if (r.seed) {
     out.push(
