@@ -144,6 +144,7 @@ const result: BenchResult = {
     only: [...only],
   },
   phaseLoad: {},
+  phaseStartS: {},
   ratios: {},
   goals: [],
 };
@@ -167,10 +168,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const benchStarted = Date.now();
 function phase(name: string): void {
   const load = loadAverage();
+  const at = Math.round((Date.now() - benchStarted) / 1000);
   result.phaseLoad[name] = load;
-  console.error(`bench: ${name} (load ${load.join(' ')})`);
+  result.phaseStartS[name] = at;
+  console.error(`bench: +${at} s ${name} (load ${load.join(' ')})`);
 }
 
 async function world(label: string, overrides: Record<string, string> = {}): Promise<World> {

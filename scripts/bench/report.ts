@@ -38,6 +38,8 @@ export interface BenchResult {
   readonly options: Record<string, unknown>;
   /** Load averages (1, 5, 15 min) seen at the start of each phase. */
   readonly phaseLoad: Record<string, number[]>;
+  /** Seconds from the benchmark's start to the start of each phase. */
+  readonly phaseStartS: Record<string, number>;
   seed?: { rows: number; removed: number; deleted: number; ms: number };
   copyCeiling?: { runs: WithCpu<CopyRun>[]; best: WithCpu<CopyRun> };
   esCeiling?: {
@@ -309,17 +311,30 @@ function stageNames(runs: readonly FreshetRun[]): string[] {
   return names;
 }
 
-function freshetTables(out: string[], title: string, runs: readonly [string, FreshetRun][]): void {
+/**
+ * The tables of a set of Freshet runs; `ceilingMsPerRow` (the ES main-documents ceiling's) adds
+ * each run's endToEndVsEsCeiling.
+ */
+function freshetTables(
+  out: string[],
+  title: string,
+  runs: readonly [string, FreshetRun][],
+  ceilingMsPerRow?: number,
+): void {
   if (runs.length === 0) return;
+  const vs = ceilingMsPerRow === undefined ? [] : ['vs ES main ceiling'];
   out.push(
     table([
-      [title, 'documents', 'end-to-end', 'us/doc', 'docs/s', 'chunks', 'peak RSS/worker'],
+      [title, 'documents', 'end-to-end', 'us/doc', 'docs/s', ...vs, 'chunks', 'peak RSS/worker'],
       ...runs.map(([label, f]) => [
         label,
         int(f.documents),
         sec(f.endToEndMs),
         f.usPerDocument.toFixed(0),
         int(f.endToEndMs > 0 ? (f.documents * 1000) / f.endToEndMs : 0),
+        ...(ceilingMsPerRow === undefined
+          ? []
+          : [`${x2(ratio(ceilingMsPerRow, perRow(f.endToEndMs, f.documents)))} x`]),
         int(f.chunks),
         `${f.maxPeakRssMiB.toFixed(0)} MiB`,
       ]),
@@ -451,6 +466,7 @@ export function formatReport(r: BenchResult): string {
     out,
     'freshet refresh',
     (r.freshet ?? []).map((f) => [`${f.workers} worker(s)`, f]),
+    es ? perRow(es.main.best.ms, es.main.best.rows) : undefined,
   );
   if (r.scale) {
     freshetTables(
@@ -604,6 +620,7 @@ export function formatReport(r: BenchResult): string {
       }
     }
     if (per.length > 0) out.push(table(rows));
+    else out.pop();
     out.push(
       "(postgres = backends of the benchmark's own databases; elastic = the Elasticsearch node; workers/node = the worker processes, or the benchmark process for the ceilings; other = everything else on the machine, other users' tests included, left out of every ratio; Freshet's rows = documents in its main index)",
       '',
