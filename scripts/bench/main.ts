@@ -1,13 +1,18 @@
-// `npm run bench`: Freshet against its ceilings and peers, in one run on the same rows.
+// `npm run bench`: Freshet against its ceilings, in one run on the same rows.
 // A benchmark, not a test: it prints a table (and JSON with --json) and cleans up after itself.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { refreshNames, repoRoot, seedSynthetic } from '@freshet/core';
-import { baseline } from './baseline.js';
-import { binaryCopy, fdwCopy } from './copy-ceiling.js';
-import { buildBulkBodies, esCeiling } from './es-ceiling.js';
+import { repoRoot, seedSynthetic } from '@freshet/core';
+import { binaryCopy } from './copy-ceiling.js';
+import {
+  buildCeilingBodies,
+  esCeiling,
+  type BulkBodies,
+  type CeilingKind,
+  type EsCeilingRun,
+} from './es-ceiling.js';
 import { freshetRun, type FreshetRun } from './freshet-run.js';
 import {
   CpuMeter,
@@ -19,35 +24,29 @@ import {
 import { bullmqFloor } from './orchestration.js';
 import { planScale } from './plan-scale.js';
 import { profileStatements } from './statements.js';
-import { profileSteps } from './steps.js';
-import { evaluate, formatReport, type BenchResult } from './report.js';
+import { evaluate, formatReport, type BenchResult, type ScaleRun, type WithCpu } from './report.js';
 import { createWorld, type World } from './world.js';
 
-const parts = [
-  'copy',
-  'fdw',
-  'freshet',
-  'prototype',
-  'steps',
-  'es',
-  'baseline',
-  'orchestration',
-  'plan',
-  'memory',
-] as const;
+const parts = ['copy', 'freshet', 'es', 'scale', 'orchestration', 'plan', 'memory'] as const;
+/** Parts that run only when asked for (--scale, --memory or --only). */
+const optIn: readonly Part[] = ['scale', 'memory'];
 type Part = (typeof parts)[number];
 
 const usage = `usage: npm run bench -- [options]
-  --rows N           synthetic catalog rows (default 200000)
+  --rows N           synthetic catalog rows (default 300000)
   --chunk-size N     Freshet rows per chunk (default rows/20, between 1000 and 100000)
   --workers LIST     Freshet worker processes to try (default 1,2,4)
-  --es-concurrency LIST  parallel bulk requests for the ES ceiling (default 1,2,4)
+  --es-concurrency LIST  parallel bulk requests for the ES ceilings (default 1,2,4)
+  --scale            also seed and refresh 200k and 2M rows with one worker and compare the
+                     time per row
+  --scale-rows LIST  the table sizes of --scale (default 200000,2000000)
+  --scale-chunk-size N  rows per chunk at every --scale size (default --chunk-size, else the
+                     smallest size/20, between 1000 and 100000)
   --noop-chunks N    chunks of the orchestration run (default 10000)
   --plan-rows N      rows of the plan built in Redis (default 712000000)
   --memory           also refresh 100k and 1M rows with one worker and compare peak RSS
-  --only LIST        run only these parts (default all but memory and prototype):
+  --only LIST        run only these parts (default all but ${optIn.join(' and ')}):
                      ${parts.join(',')}
-                     (prototype: what-ifs of settings, e.g. PostgreSQL JIT on)
   --cpu-prof         write CPU profiles of the worker processes to bench-results/prof/
   --seed S           synthetic data seed (default 1)
   --json PATH        write every figure as JSON to PATH`;
@@ -79,6 +78,9 @@ const { values } = parseArgs({
     'es-concurrency': { type: 'string' },
     'noop-chunks': { type: 'string' },
     'plan-rows': { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    'scale-rows': { type: 'string' },
+    'scale-chunk-size': { type: 'string' },
     memory: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -92,11 +94,15 @@ if (values.help) {
   process.exit(0);
 }
 
-const rows = positive('rows', values.rows, 200_000);
-const chunkSizeRows = positive(
-  'chunk-size',
-  values['chunk-size'],
-  Math.min(100_000, Math.max(1000, Math.ceil(rows / 20))),
+/** Twenty chunks of the table, within 1000 and 100,000 rows. */
+const defaultChunkSize = (n: number) => Math.min(100_000, Math.max(1000, Math.ceil(n / 20)));
+const rows = positive('rows', values.rows, 300_000);
+const chunkSizeRows = positive('chunk-size', values['chunk-size'], defaultChunkSize(rows));
+const scaleRows = [...list(values['scale-rows'], [200_000, 2_000_000])].sort((a, b) => a - b);
+const scaleChunkSizeRows = positive(
+  'scale-chunk-size',
+  values['scale-chunk-size'] ?? values['chunk-size'],
+  defaultChunkSize(scaleRows[0] ?? 200_000),
 );
 const workerCounts = list(values.workers, [1, 2, 4]);
 const esConcurrency = list(values['es-concurrency'], [1, 2, 4]);
@@ -105,7 +111,7 @@ const planRows = positive('plan-rows', values['plan-rows'], 712_000_000);
 const seed = positive('seed', values.seed, 1);
 const only = new Set<Part>(
   values.only === undefined
-    ? parts.filter((p) => p !== 'memory' && p !== 'prototype')
+    ? parts.filter((p) => !optIn.includes(p))
     : values.only.split(',').map((p) => {
         if (!(parts as readonly string[]).includes(p))
           throw new Error(`unknown part ${p}; expected ${parts.join(',')}`);
@@ -113,6 +119,7 @@ const only = new Set<Part>(
       }),
 );
 if (values.memory) only.add('memory');
+if (values.scale || values['scale-rows'] !== undefined) only.add('scale');
 const resultsDir = path.join(repoRoot, 'bench-results');
 const nodeArgs = values['cpu-prof']
   ? ['--cpu-prof', `--cpu-prof-dir=${path.join(resultsDir, 'prof')}`]
@@ -120,7 +127,7 @@ const nodeArgs = values['cpu-prof']
 const runTimeoutMs = Math.max(600_000, rows * 10);
 
 const result: BenchResult = {
-  version: 1,
+  version: 2,
   startedAt: new Date().toISOString(),
   host: { cpus: cpus().length, loadStart: loadAverage() },
   options: {
@@ -130,11 +137,14 @@ const result: BenchResult = {
     chunkSizeRows,
     workers: workerCounts,
     esConcurrency,
+    scaleRows,
+    scaleChunkSizeRows,
     noopChunks,
     planRows,
     only: [...only],
   },
   phaseLoad: {},
+  phaseStartS: {},
   ratios: {},
   goals: [],
 };
@@ -158,16 +168,26 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const benchStarted = Date.now();
 function phase(name: string): void {
   const load = loadAverage();
+  const at = Math.round((Date.now() - benchStarted) / 1000);
   result.phaseLoad[name] = load;
-  console.error(`bench: ${name} (load ${load.join(' ')})`);
+  result.phaseStartS[name] = at;
+  console.error(`bench: +${at} s ${name} (load ${load.join(' ')})`);
 }
 
 async function world(label: string, overrides: Record<string, string> = {}): Promise<World> {
   const w = await createWorld(label, overrides);
   worlds.push(w);
   return w;
+}
+
+/** The run with the highest rate of rows. */
+function fastest<T extends { rowsPerSec: number }>(runs: readonly T[]): T {
+  const first = runs[0];
+  if (first === undefined) throw new Error('no run to choose from');
+  return runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a), first);
 }
 
 /** Runs `fn` and adds the CPU seconds each component used meanwhile. */
@@ -180,7 +200,7 @@ async function withCpu<T>(fn: () => Promise<T>): Promise<T & { cpu: CpuSeconds }
 async function main(): Promise<void> {
   const m = await world('m');
   await identifyElasticsearch(m.es);
-  const dataParts: Part[] = ['copy', 'fdw', 'freshet', 'prototype', 'steps', 'es', 'baseline'];
+  const dataParts: Part[] = ['copy', 'freshet', 'es'];
   if (dataParts.some((p) => only.has(p))) {
     phase(`seed ${rows} rows`);
     const seeded = await seedSynthetic(m.dbs.catalog, m.def, { rows, seed });
@@ -193,109 +213,90 @@ async function main(): Promise<void> {
       phase(`copy ceiling, ${streams} stream(s) (best of 2)`);
       const tries = [];
       for (let i = 0; i < 2; i++) tries.push(await withCpu(() => binaryCopy(m, streams)));
-      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
+      runs.push(fastest(tries));
     }
-    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
-    result.copyCeiling = { runs, best };
-    phase(`copy into a table with a key index, ${best.streams} stream(s)`);
-    result.copyIntoIndexed = await withCpu(() => binaryCopy(m, best.streams, true));
-  }
-  if (only.has('fdw')) {
-    phase('postgres_fdw copy');
-    result.fdw = await withCpu(() => fdwCopy(m));
+    result.copyCeiling = { runs, best: fastest(runs) };
   }
 
-  const needTable = only.has('es') || only.has('baseline');
-  if (only.has('freshet') || needTable) {
-    const counts = only.has('freshet') ? workerCounts : [1];
+  if (only.has('freshet') || only.has('es')) {
     // A freshly started Elasticsearch spends tens of CPU seconds compiling its indexing path (JIT)
     // during its first heavy load: whichever measurement came first paid it (the 1-worker run's
     // Elasticsearch used 3.7 x the ceiling's CPU). One unmeasured refresh warms it, and
-    // PostgreSQL's caches, for every measurement that follows.
-    if (only.has('freshet')) {
-      phase('warm-up: one unmeasured refresh, 2 workers');
-      await esSettled(m.es);
-      await freshetRun(m, { workers: 2, chunkSizeRows, timeoutMs: runTimeoutMs });
-    }
+    // PostgreSQL's caches, for every measurement that follows; it also leaves the documents
+    // the Elasticsearch ceilings send, when the Freshet part does not run.
+    phase('warm-up: one unmeasured refresh, 2 workers');
+    await esSettled(m.es);
+    await freshetRun(m, { workers: 2, chunkSizeRows, timeoutMs: runTimeoutMs });
+  }
+  if (only.has('freshet')) {
     const runs: FreshetRun[] = [];
-    for (const workers of counts) {
+    for (const workers of workerCounts) {
       phase(`freshet refresh, ${workers} worker(s)`);
       await esSettled(m.es);
       runs.push(await freshetRun(m, { workers, chunkSizeRows, timeoutMs: runTimeoutMs, nodeArgs }));
     }
-    if (only.has('freshet')) result.freshet = runs;
+    result.freshet = runs;
   }
 
-  if (only.has('prototype')) {
-    result.prototypes = [];
-    // What-ifs of settings: PostgreSQL JIT back on (PG_JIT, off by default since it measured slower).
-    const variants: { variant: string; env: Record<string, string> }[] = [
-      { variant: 'jit-on', env: { PG_JIT: 'true' } },
-    ];
-    for (const v of variants) {
-      phase(`prototype: ${v.variant}, 1 worker`);
-      await esSettled(m.es);
-      result.prototypes.push(
-        await freshetRun(m, {
-          workers: 1,
-          chunkSizeRows,
-          timeoutMs: runTimeoutMs,
-          nodeArgs,
-          ...v,
-        }),
-      );
-    }
-  }
-
-  if (only.has('steps')) {
-    result.steps = [];
-    for (const jit of only.has('prototype') ? [false, true] : [false]) {
-      phase(`Freshet's chunk steps in-process, stage by stage${jit ? ', JIT on' : ''}`);
-      result.steps.push(
-        await withCpu(() =>
-          profileSteps(m, {
-            chunkSizeRows,
-            concurrency: m.config.WORKER_CONCURRENCY,
-            jit,
-            upstreamRows: rows,
-          }),
-        ),
-      );
-    }
-  }
-
-  // The promoted table holds exactly the copied and cleaned rows Freshet indexed.
-  const table = refreshNames(m.def, 'production', 'x').table;
   if (only.has('es')) {
-    phase('building bulk bodies');
-    const bodies = await buildBulkBodies(m, table, m.config.INDEX_BULK_FLUSH_BYTES);
-    const runs = [];
+    phase('reading back the documents Freshet indexed, building bulk bodies');
+    const bodies = await buildCeilingBodies(m, m.config.INDEX_BULK_FLUSH_BYTES);
+    const runs: Record<CeilingKind, WithCpu<EsCeilingRun>[]> = { main: [], 'two-index': [] };
     for (const concurrency of esConcurrency) {
-      phase(`ES ceiling, ${concurrency} in flight (best of 2)`);
-      const tries = [];
+      phase(
+        `ES ceilings, main documents and main + filtered, ${concurrency} in flight (best of 2)`,
+      );
+      const tries: Record<CeilingKind, WithCpu<EsCeilingRun>[]> = { main: [], 'two-index': [] };
+      // Interleaved, so a change in the machine's load weighs on both shapes alike.
       for (let i = 0; i < 2; i++) {
-        await esSettled(m.es);
-        tries.push(await withCpu(() => esCeiling(m, bodies, concurrency)));
+        for (const b of [bodies.main, bodies.twoIndex]) {
+          await esSettled(m.es);
+          tries[b.kind].push(await withCpu(() => esCeiling(m, b, concurrency)));
+        }
       }
-      runs.push(tries.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a)));
+      for (const kind of ['main', 'two-index'] as const) runs[kind].push(fastest(tries[kind]));
     }
-    const best = runs.reduce((a, b) => (b.rowsPerSec > a.rowsPerSec ? b : a));
+    const summary = (b: BulkBodies) => ({
+      count: b.bodies.length,
+      bytes: b.bytes,
+      rows: b.rows,
+      ops: b.ops,
+    });
     result.esCeiling = {
       bodies: {
-        count: bodies.bodies.length,
-        bytes: bodies.bytes,
-        rows: bodies.rows,
-        ops: bodies.ops,
+        main: summary(bodies.main),
+        twoIndex: summary(bodies.twoIndex),
+        filtered: bodies.filtered,
         buildMs: bodies.buildMs,
       },
-      runs,
-      best,
+      main: { runs: runs.main, best: fastest(runs.main) },
+      twoIndex: { runs: runs['two-index'], best: fastest(runs['two-index']) },
     };
   }
-  if (only.has('baseline')) {
-    phase('hand-written baseline');
-    await esSettled(m.es);
-    result.baseline = await withCpu(() => baseline(m, table));
+
+  if (only.has('scale')) {
+    const runs: ScaleRun[] = [];
+    for (const [i, n] of scaleRows.entries()) {
+      const w = await world('scale');
+      phase(`scale: seed ${n} rows`);
+      const seeded = await seedSynthetic(w.dbs.catalog, w.def, { rows: n, seed });
+      const opts = {
+        workers: 1,
+        chunkSizeRows: scaleChunkSizeRows,
+        timeoutMs: Math.max(600_000, n * 10),
+      };
+      if (i === 0 && !only.has('freshet') && !only.has('es')) {
+        phase('scale: warm-up, one unmeasured refresh');
+        await esSettled(w.es);
+        await freshetRun(w, opts);
+      }
+      phase(`scale: refresh ${n} rows, 1 worker, chunks of ${scaleChunkSizeRows}`);
+      await esSettled(w.es);
+      runs.push({ rows: n, seedMs: seeded.ms, run: await freshetRun(w, { ...opts, nodeArgs }) });
+      // The next size starts on a machine without this one's databases and indices.
+      await w.close();
+    }
+    result.scale = { chunkSizeRows: scaleChunkSizeRows, runs };
   }
 
   if (only.has('orchestration')) {
@@ -304,7 +305,7 @@ async function main(): Promise<void> {
     phase(`Freshet, ${noopChunks} empty chunks`);
     const noop = await world('noop');
     await seedSynthetic(noop.dbs.catalog, noop.def, { rows: noopChunks, seed });
-    // Every row removed: each chunk copies, cleans and indexes nothing, with all the bookkeeping.
+    // Every row removed: each chunk moves no row, with all the bookkeeping.
     await noop.dbs.catalog.query(
       `UPDATE ${noop.def.upstreamTable} SET ${noop.def.removedColumn ?? 'removed_from_source'} = true`,
     );
@@ -320,7 +321,7 @@ async function main(): Promise<void> {
       freshet: {
         label: 'Freshet (1 worker, empty chunks)',
         chunks: run.chunks,
-        jobs: run.chunks * 3,
+        jobs: run.chunkJobs.reduce((n, j) => n + j.attempts, 0),
         chunkSpanMs: run.chunkSpanMs,
         chunksPerSec: (run.chunks * 1000) / run.chunkSpanMs,
         msPerChunk: run.chunkSpanMs / run.chunks,

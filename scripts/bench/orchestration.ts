@@ -15,11 +15,11 @@ import {
 import { now, perSecond } from './measure.js';
 import { deleteKeys } from './world.js';
 
-/** Orchestration cost of `chunks` chunk chains (copy -> clean -> index) that do no data work. */
+/** Orchestration cost of `chunks` chunks whose jobs do no data work. */
 export interface OrchestrationRun {
   readonly label: string;
   readonly chunks: number;
-  /** Jobs processed: three per chunk. */
+  /** Chunk jobs processed (as many per chunk as the flow has: counted, not assumed). */
   readonly jobs: number;
   /** From the first chunk job's start to the last one's end. */
   readonly chunkSpanMs: number;
@@ -31,9 +31,10 @@ export interface OrchestrationRun {
 
 /**
  * BullMQ's floor for Freshet's flow shape: an in-process stage worker whose fan-out job adds
- * `chunks` chains with core's buildChunkFlow in batches of FANOUT_BATCH_SIZE (as the index
- * stage does) and waits for its children, and a chunk worker (WORKER_CONCURRENCY) whose
- * processor does nothing. No run store, no tracking, no database: only Redis and BullMQ.
+ * `chunks` chunk flows with core's buildChunkFlow (whatever jobs it makes a chunk) in batches of
+ * FANOUT_BATCH_SIZE, as the index stage does, and waits for its children, and a chunk worker
+ * (WORKER_CONCURRENCY) whose processor does nothing. No run store, no tracking, no database:
+ * only Redis and BullMQ.
  */
 export async function bullmqFloor(config: Config, chunks: number): Promise<OrchestrationRun> {
   const prefix = `${config.FRESHET_QUEUE_PREFIX}-floor`;
@@ -45,6 +46,7 @@ export async function bullmqFloor(config: Config, chunks: number): Promise<Orche
   const data: RunJobData = { runId: 'floor', media: 'image', profile: 'production' };
   let first = Infinity;
   let last = 0;
+  let jobs = 0;
   let resolveDone: () => void = () => undefined;
   let rejectDone: (err: Error) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -75,6 +77,7 @@ export async function bullmqFloor(config: Config, chunks: number): Promise<Orche
       const t = now();
       if (t < first) first = t;
       last = t;
+      jobs++;
       return Promise.resolve(null);
     },
     { connection, prefix, concurrency: config.WORKER_CONCURRENCY },
@@ -93,7 +96,7 @@ export async function bullmqFloor(config: Config, chunks: number): Promise<Orche
     return {
       label: 'BullMQ floor (no-op processors)',
       chunks,
-      jobs: chunks * 3,
+      jobs,
       chunkSpanMs,
       chunksPerSec: perSecond(chunks, chunkSpanMs),
       msPerChunk: chunkSpanMs / chunks,

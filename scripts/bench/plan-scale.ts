@@ -1,4 +1,4 @@
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer, Queue, type FlowJob } from 'bullmq';
 import {
   buildChunkFlow,
   CHUNK_QUEUE,
@@ -22,7 +22,7 @@ export interface PlanScale {
   readonly rows: number;
   readonly chunkSizeRows: number;
   readonly chunks: number;
-  /** Chunk jobs in Redis: three per chunk. */
+  /** Chunk jobs in Redis (counted in the flows added, however many a chunk has). */
   readonly jobs: number;
   readonly batchSize: number;
   /** Time to add every chunk chain in batches (addBulk + the fan-out's checkpoint). */
@@ -33,6 +33,11 @@ export interface PlanScale {
   readonly keyBytes: number;
   readonly keys: number;
   readonly bytesPerChunk: number;
+}
+
+/** Jobs in a flow tree. */
+function jobCount(flow: FlowJob): number {
+  return 1 + (flow.children ?? []).reduce((n, child) => n + jobCount(child), 0);
 }
 
 async function usedMemory(redis: Redis): Promise<number> {
@@ -87,11 +92,13 @@ export async function planScale(
     });
     const before = await usedMemory(connection);
     const started = now();
+    let jobs = 0;
     for (let added = 0; added < chunks;) {
-      const batch = ranges.slice(added, added + batchSize);
-      await flow.addBulk(
-        batch.map((range, i) => buildChunkFlow(config, data, added + i, range, parent)),
-      );
+      const batch = ranges
+        .slice(added, added + batchSize)
+        .map((range, i) => buildChunkFlow(config, data, added + i, range, parent));
+      for (const f of batch) jobs += jobCount(f);
+      await flow.addBulk(batch);
       added += batch.length;
       await parent.updateData({ ...data, added });
     }
@@ -102,7 +109,7 @@ export async function planScale(
       rows,
       chunkSizeRows,
       chunks,
-      jobs: chunks * 3,
+      jobs,
       batchSize,
       enqueueMs,
       usedMemoryDeltaBytes: after - before,

@@ -66,9 +66,9 @@ async function countStatements<T>(
 }
 
 /**
- * Runs a refresh of `chunks` chunks whose rows are all removed (every chunk copies, cleans and
- * indexes nothing) with one worker started in this process, and counts the PostgreSQL
- * statements it sends: what each chunk costs in round trips before any data moves.
+ * Runs a refresh of `chunks` chunks whose rows are all removed (no chunk moves a row) with one
+ * worker started in this process, and counts every PostgreSQL statement it sends, whichever jobs
+ * and steps send them: what each chunk costs in round trips before any data moves.
  */
 export async function profileStatements(world: World, chunks: number): Promise<StatementProfile> {
   const { def } = world;
