@@ -138,9 +138,9 @@ describe('a run killed at every stage boundary in turn', { timeout: 300_000 }, (
     killed = await build(b);
     await worker?.stop();
 
-    // Default WORKER_MAX_STALLED_COUNT (1): chunk 0's copy loses its worker twice.
+    // Default WORKER_MAX_STALLED_COUNT (1): chunk 0's pass loses its worker twice.
     const c = await startRefresh(deps(), { media: 'clip' });
-    const copy = killPoints(c).find((p) => p.name.startsWith('chunk 0 copy started')) as KillPoint;
+    const copy = killPoints(c).find((p) => p.name.startsWith('chunk 0 started')) as KillPoint;
     await killAt([copy, copy], t.env);
     try {
       const blocked = await waitForRunStatus(

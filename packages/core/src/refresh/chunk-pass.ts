@@ -300,8 +300,16 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
       }
     } finally {
       if (!streamed) {
-        out.destroy();
-        ingest.destroy();
+        // Stopping early (a failed request, an abort, a dropped connection) leaves the COPYs
+        // running: both are destroyed and their connections discarded. Destroying a stream whose
+        // connection is already gone can itself throw; the error that stopped the pass stands.
+        for (const stream of [out, ingest]) {
+          try {
+            stream.destroy();
+          } catch {
+            // the connection is gone already
+          }
+        }
       }
       await Promise.all([...inFlight]);
     }
