@@ -38,3 +38,4 @@ export * from './depth.js';
 export * from './refresh/plan.js';
 export * from './refresh/compare.js';
 export * from './reconcile.js';
+export * from './refresh/copy-text.js';
