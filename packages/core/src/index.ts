@@ -39,3 +39,4 @@ export * from './refresh/plan.js';
 export * from './refresh/compare.js';
 export * from './reconcile.js';
 export * from './refresh/copy-text.js';
+export * from './refresh/row-rules.js';
