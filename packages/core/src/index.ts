@@ -36,3 +36,5 @@ export * from './depth.js';
 export * from './refresh/plan.js';
 export * from './refresh/compare.js';
 export * from './reconcile.js';
+export * from './refresh/copy-text.js';
+export * from './refresh/row-rules.js';
