@@ -199,7 +199,7 @@ describe('a run killed at every stage boundary in turn', { timeout: 300_000 }, (
 
   it('a job whose worker died twice blocks the run (not left "running"); retry finishes it exactly', async () => {
     assert.equal(stalledOut.status, 'blocked', stalledOut.error ?? '');
-    assert.match(stalledOut.error ?? '', /chunk 0 copy.*stalled/);
+    assert.match(stalledOut.error ?? '', /chunk 0 index.*stalled/);
     assert.deepEqual(exactnessProblems(retried.acc), []);
     assert.equal(retried.table, undisturbed.table);
     assert.equal(retried.docs, undisturbed.docs);

@@ -58,7 +58,7 @@ describe('kill -9 of workers in the middle of chunks', { timeout: 240_000 }, () 
 
   before(async () => {
     t = await createTestEnv({
-      CHUNK_SIZE_ROWS: '100',
+      CHUNK_SIZE_ROWS: '50',
       WORKER_LOCK_DURATION_MS: '2000',
       WORKER_STALLED_INTERVAL_MS: '1000',
       // A job whose replacement worker is killed too is run a third time.
@@ -78,7 +78,7 @@ describe('kill -9 of workers in the middle of chunks', { timeout: 240_000 }, () 
     const steps = ['index', 'index', 'index'];
     for (const step of steps) {
       // A random moment: after a random number of further chunk steps are done...
-      const target = (await doneSteps()) + 3 + next(25);
+      const target = (await doneSteps()) + 3 + next(10);
       await waitUntil(async () => (await doneSteps()) >= target, `${target} chunk steps done`);
       // ...kill the worker that is running a `step` of some chunk right now.
       let victim: { id: number; job_id: string; worker: string } | undefined;

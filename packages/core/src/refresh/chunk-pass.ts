@@ -189,6 +189,13 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   const sensitiveKeys = new Set<string>();
   const inFlight = new Set<Promise<void>>();
   let sendError: Error | undefined;
+  // A stream that fails (its connection dropped, or destroyed when the pass stops early) reports
+  // it here. It is the error the pass ends with: reading on from a stream whose connection is gone
+  // can throw a TypeError from inside the COPY stream, which says nothing about the cause.
+  let streamError: Error | undefined;
+  const noteError = (err: Error) => {
+    streamError ??= err;
+  };
   let healthy = false;
 
   const send = async (batch: BulkBody) => {
@@ -223,12 +230,6 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
                 ORDER BY u.${key}) TO STDOUT`,
       ),
     );
-    // A stream that fails (its connection dropped, or destroyed when the pass stops early) reports
-    // it here; the loop and the awaits below surface the first such error.
-    let streamError: Error | undefined;
-    const noteError = (err: Error) => {
-      streamError ??= err;
-    };
     ingest.on('error', noteError);
     out.on('error', noteError);
     const parser = new CopyTextParser();
@@ -379,7 +380,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   } catch (err) {
     await target.query('ROLLBACK').catch(() => undefined);
     await source.query('ROLLBACK').catch(() => undefined);
-    throw err;
+    throw streamError ?? err;
   } finally {
     ctx.scope.release(source, !healthy);
     ctx.scope.release(target, !healthy);
