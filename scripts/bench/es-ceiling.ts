@@ -65,8 +65,9 @@ export async function buildBulkBodies(
   const filtered = `${prefix}ceiling-filtered`;
   const terms = loadSensitiveTerms(world);
   const key = ident(def.key.column);
-  const sql = `SELECT t.${key}::text AS id, ${documentExpression(def)} AS doc,
-      ${sensitiveExpression(def, terms)} AS sensitive FROM ${ident(table)} AS t`;
+  const sensitive = sensitiveExpression(def, terms);
+  const sql = `SELECT t.${key}::text AS id, ${documentExpression(def, sensitive)} AS doc,
+      ${sensitive} AS sensitive FROM ${ident(table)} AS t`;
   const bodies: Buffer[] = [];
   let rows = 0;
   let ops = 0;

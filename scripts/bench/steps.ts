@@ -157,7 +157,7 @@ export async function profileSteps(
   await world.dbs.api.query(
     `CREATE INDEX ${ident(buildIndexName(names.tempTable))} ON ${temp} (${ident(def.key.column)})`,
   );
-  for (const index of [names.index, names.filteredIndex]) {
+  for (const index of names.indices) {
     await world.es.indices.create({ index, ...buildIndexBody(def) });
   }
   const ranges = planUuidChunks(chunkCount(opts.upstreamRows, opts.chunkSizeRows));
@@ -231,7 +231,7 @@ export async function profileSteps(
     await dbs.close();
     await world.dbs.api.query(`DROP TABLE IF EXISTS ${temp}`);
     await world.es.indices.delete({
-      index: `${names.index},${names.filteredIndex}`,
+      index: names.indices.join(','),
       ignore_unavailable: true,
     });
   }

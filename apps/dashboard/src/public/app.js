@@ -42,8 +42,9 @@
  * @typedef {{ media: string, profile: string, shadow: boolean, stages: string[],
  *   chunks: { count: number, chunkSizeRows: number, rowCap: number | null, upstreamRows: number,
  *     plannedRows: number, ranges: string[] },
- *   tables: { live: string, temp: string }, indices: { main: string, filtered: string },
- *   aliases: { alias: string, from: string[], to: string }[] }} Plan
+ *   tables: { live: string, temp: string }, filtered: 'alias' | 'index',
+ *   indices: { main: string, filtered: string | null },
+ *   aliases: { alias: string, from: string[], to: string, filter?: unknown }[] }} Plan
  * @typedef {{ slotUtc: string, fireUtc: string, fireLocal: string }} UpcomingFire
  * @typedef {{ slotTime: string, fireAt: string, outcome: string, runId: string | null,
  *   reason: string | null, decidedAt: string | null }} LastSlot
@@ -792,7 +793,12 @@ function planView(plan) {
       ],
     ],
     ['Tables', `build ${plan.tables.temp}, swap into ${plan.tables.live}`],
-    ['Indices', `${plan.indices.main}, ${plan.indices.filtered}`],
+    [
+      'Indices',
+      plan.indices.filtered === null
+        ? `${plan.indices.main} (the filtered view is an alias over it)`
+        : `${plan.indices.main}, ${plan.indices.filtered}`,
+    ],
     [
       'Aliases',
       plan.aliases.map((a) =>
@@ -801,6 +807,9 @@ function planView(plan) {
           {},
           h('span', { class: 'mono' }, a.alias),
           `: ${a.from.length ? a.from.join(', ') : '(none)'} → ${a.to}`,
+          a.filter === undefined
+            ? null
+            : h('span', { class: 'mono' }, ` filter ${JSON.stringify(a.filter)}`),
           plan.shadow ? h('span', { class: 'muted' }, ' (after approval if held)') : null,
         ),
       ),

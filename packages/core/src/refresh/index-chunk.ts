@@ -20,7 +20,10 @@ import { documentExpression, sensitiveExpression } from './sql.js';
 export interface IndexResult {
   /** Documents written to the main index (== rows left in the range). */
   readonly rows: number;
-  /** Documents also written to the filtered index. */
+  /**
+   * Documents without sensitive terms: also written to the filtered index (`index` mode), or the
+   * ones the filtered alias shows (`alias` mode).
+   */
   readonly filtered: number;
   /**
    * Rows whose document Elasticsearch refused for its content, removed from the range, by
@@ -58,10 +61,11 @@ function actionLine(index: string, key: string): string {
 
 /**
  * Indexes one key range. PostgreSQL builds each row's bulk operations (action line and JSON
- * document: one for the new index, and one for the filtered index when the row has no sensitive
- * terms) and streams them with a binary COPY; their bytes go into bulk request bodies as they are,
- * never decoded or re-serialized here. `_id` = the row key, so a retried chunk overwrites rather
- * than doubles. Requests of all index jobs of the process share INDEX_BULK_CONCURRENCY slots.
+ * document, its `sensitive` field last: one for the new index, and in `index` mode one for the
+ * filtered index when the row has no sensitive terms) and streams them with a binary COPY; their
+ * bytes go into bulk request bodies as they are, never decoded or re-serialized here. `_id` = the
+ * row key, so a retried chunk overwrites rather than doubles. Requests of all index jobs of the
+ * process share INDEX_BULK_CONCURRENCY slots.
  */
 export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<IndexResult> {
   const signal = ctx.scope.signal;
@@ -69,17 +73,22 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const key = ident(def.key.column);
-  // One row: the action line for the new index, the one for the filtered index (NULL when the
-  // row has sensitive terms), and the document line, sent once and copied into both operations.
+  // One row: the action line for the new index; NULL when the row has sensitive terms, else the
+  // action line for the filtered index (`index` mode) or '' (`alias` mode: only counted); and
+  // the document line, sent once and copied into both operations. OFFSET 0 keeps the planner from
+  // inlining the sensitive test into both places that use it: it runs once per row.
+  const filteredAction = names.filteredIndex === null ? `''` : actionLine(names.filteredIndex, key);
   const sql = `COPY (SELECT ${actionLine(names.index, key)},
-        CASE WHEN NOT ${sensitiveExpression(def, ctx.sensitiveTerms)} THEN ${actionLine(names.filteredIndex, key)} END,
-        ${documentExpression(def)} || E'\\n'
+        CASE WHEN NOT s.sensitive THEN ${filteredAction} END,
+        ${documentExpression(def, 's.sensitive')} || E'\\n'
       FROM ${ident(names.tempTable)} AS t
+        CROSS JOIN LATERAL (SELECT ${sensitiveExpression(def, ctx.sensitiveTerms)} AS sensitive OFFSET 0) AS s
       WHERE ${rangePredicate(def.key.type, `t.${key}`, data.range)}) TO STDOUT (FORMAT binary)`;
 
   const slots = ctx.bulkSlots ?? new Slots(ctx.config.INDEX_BULK_CONCURRENCY);
   const pool = ctx.bulkBuffers ?? new BufferPool(slots.size + 1);
   const flushBytes = ctx.config.INDEX_BULK_FLUSH_BYTES;
+  const twice = names.filteredIndex !== null;
   let rows = 0;
   let filtered = 0;
   let ops = 0;
@@ -138,7 +147,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
       batch.add(buf, mainStart, mainEnd, docStart, docEnd);
       if (copyStart >= 0) {
         filtered++;
-        batch.add(buf, copyStart, copyEnd, docStart, docEnd);
+        if (twice) batch.add(buf, copyStart, copyEnd, docStart, docEnd);
       }
     };
     try {
@@ -176,7 +185,7 @@ export async function indexChunk(ctx: JobContext, data: ChunkJobData): Promise<I
   }
   if (refused.length === 0) return { rows, filtered, ms: Date.now() - started };
   // Documents refused for their content would be refused again by any retry: their rows are
-  // rejected (removed from the table and both indices, counted), and the chunk is done.
+  // rejected (removed from the table and the new indices, counted), and the chunk is done.
   const removed = await removeRefusedRows(ctx, data, def, names, refused, slots);
   let kept = filtered - removed.filtered;
   if (removed.concurrent) {

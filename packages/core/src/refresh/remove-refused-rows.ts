@@ -16,9 +16,9 @@ export function refusedReason(type: string): string {
 }
 
 export interface RefusedRowsRemoved {
-  /** Rows of the range whose document was refused (now gone from the table and both indices). */
+  /** Rows of the range whose document was refused (now gone from the table and the new indices). */
   readonly rows: number;
-  /** Of those, rows this attempt removed that had a document for the filtered index. */
+  /** Of those, rows this attempt removed that had no sensitive terms (in the filtered view). */
   readonly filtered: number;
   /** True when another attempt of the chunk had removed some of them already. */
   readonly concurrent: boolean;
@@ -26,12 +26,13 @@ export interface RefusedRowsRemoved {
   readonly rejected: RejectedRows;
 }
 
-/** Keys per delete request: each key is two delete operations, main and filtered index. */
+/** Keys per delete request: each key is a delete operation per new index (main, filtered). */
 const DELETE_BATCH_KEYS = 1000;
 
 /**
  * Turns documents Elasticsearch refused for their content into rejected rows: each refused key
- * is deleted from both new indices (one of the two may have taken its document, or an earlier
+ * is deleted from the new indices (the main one, which the filtered alias reads in `alias` mode,
+ * and the filtered one in `index` mode: one of the two may have taken its document, or an earlier
  * attempt may have), then from the temp table, counted `es-refused:<type>` with sample keys in
  * the chunk's `result.refused` in the same transaction, so table and indices hold the same rows
  * and a retry neither loses nor doubles the count. The indices first: a worker dying between the
@@ -55,10 +56,7 @@ export async function removeRefusedRows(
   for (let i = 0; i < keys.length; i += DELETE_BATCH_KEYS) {
     const operations = keys
       .slice(i, i + DELETE_BATCH_KEYS)
-      .flatMap((id) => [
-        { delete: { _index: names.index, _id: id } },
-        { delete: { _index: names.filteredIndex, _id: id } },
-      ]);
+      .flatMap((id) => names.indices.map((index) => ({ delete: { _index: index, _id: id } })));
     const release = await slots.acquire(signal);
     try {
       const res = await ctx.es.bulk(
@@ -72,7 +70,7 @@ export async function removeRefusedRows(
         .filter((r) => r === undefined || (r.status !== 200 && r.status !== 404));
       if (items?.length !== operations.length || bad.length > 0) {
         throw new Error(
-          `deleting ${operations.length / 2} refused document(s) from ${names.index} and ${names.filteredIndex} failed (${JSON.stringify(bad.slice(0, 3))}); the chunk is retried`,
+          `deleting ${operations.length / names.indices.length} refused document(s) from ${names.indices.join(' and ')} failed (${JSON.stringify(bad.slice(0, 3))}); the chunk is retried`,
         );
       }
     } finally {
