@@ -31,7 +31,8 @@
  * @typedef {{ live: number, shadow: number, change: number }} SourceComparison
  * @typedef {{ id: string, fields: Record<string, { live: unknown, shadow: unknown }> }} DocumentDiff
  * @typedef {{ field: string, liveNullRate: number, shadowNullRate: number }} FieldShift
- * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>, sampled: number,
+ * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>,
+ *   filtered?: SourceComparison, sampled: number,
  *   diffs: DocumentDiff[], diffRate: number, shiftedFields: FieldShift[], withinThresholds: boolean,
  *   reasons: string[] }} Comparison
  * @typedef {{ run: Run, now: string, stages: Stage[], chunks: Chunks, pace: Pace,
@@ -1178,7 +1179,15 @@ function comparisonView(c) {
     table(
       'Rows per source, live and shadow build',
       [
-        ['Source', (x) => (x.source === '' ? h('strong', {}, 'total') : x.source)],
+        [
+          'Source',
+          (x) =>
+            'filteredView' in x
+              ? h('em', {}, 'without sensitive terms (filtered view)')
+              : x.source === ''
+                ? h('strong', {}, 'total')
+                : x.source,
+        ],
         ['Live', (x) => num(x.live), 'num'],
         ['Shadow', (x) => num(x.shadow), 'num'],
         [
@@ -1192,7 +1201,12 @@ function comparisonView(c) {
           'num',
         ],
       ],
-      [{ source: '', ...c.totals }, ...sources],
+      [
+        { source: '', ...c.totals },
+        // Comparisons recorded before the filtered view was compared have no such row.
+        ...(c.filtered ? [{ source: '', filteredView: true, ...c.filtered }] : []),
+        ...sources,
+      ],
     ),
     h(
       'h3',
