@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createEsClient, getMedia, seedSynthetic, type EsClient } from '@freshet/core';
+import {
+  createEsClient,
+  getMedia,
+  refreshNames,
+  seedSynthetic,
+  type EsClient,
+} from '@freshet/core';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
@@ -74,8 +80,13 @@ describe('Elasticsearch rejecting bulks and unavailable mid-index', { timeout: 3
     );
 
     // 1. A write block on the new indices: every bulk item fails (403) until it is lifted.
-    const index = `${t.config.ELASTICSEARCH_INDEX_PREFIX}image-${runId}`;
-    const indices = `${index},${index}-filtered`;
+    const names = refreshNames(
+      getMedia(t.media, 'image'),
+      'production',
+      runId,
+      t.config.ELASTICSEARCH_INDEX_PREFIX,
+    );
+    const indices = names.indices.join(',');
     await waitUntil(
       async () => (await t.es.indices.exists({ index: indices })) === true,
       'preflight created the indices',

@@ -7,10 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import {
+  aliasFilters,
   getMedia,
+  nonSensitiveQuery,
   refreshNames,
   repoRoot,
   type EsClient,
+  type MediaCatalog,
   type RefreshNames,
   type RunRow,
   type RunStore,
@@ -336,10 +339,16 @@ export interface Accounting {
   readonly tableRows: number;
   readonly distinctKeys: number;
   readonly docs: number;
+  /**
+   * Documents of the run's filtered view: its filtered index's (`index` mode), or its main
+   * index's through the filtered alias's filter (`alias` mode).
+   */
   readonly filteredDocs: number;
   /** Indices holding the media's alias and filtered alias. */
   readonly aliasHolders: string[];
   readonly filteredAliasHolders: string[];
+  /** The filtered alias's filter on each of its holders (null: none). */
+  readonly filteredAliasFilters: unknown[];
   readonly names: RefreshNames;
 }
 
@@ -348,11 +357,16 @@ const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a +
 /**
  * Counts everything a finished run's exactness depends on: the upstream rows, what the run says it
  * skipped and rejected (freshet.runs.counts), the promoted table's rows and distinct keys, and the
- * documents in the run's own index. Call it before a later run replaces the table.
+ * documents in the run's own index. Call it before a later run replaces the table. `media`: the
+ * definitions the run was built with (default: the test's), which decide its filtered mode.
  */
-export async function accounting(t: TestEnv, runId: string): Promise<Accounting> {
+export async function accounting(
+  t: TestEnv,
+  runId: string,
+  media: MediaCatalog = t.media,
+): Promise<Accounting> {
   const run = await t.store.getRun(runId);
-  const def = getMedia(t.media, run.media);
+  const def = getMedia(media, run.media);
   const names = refreshNames(def, run.profile, runId, t.config.ELASTICSEARCH_INDEX_PREFIX);
   const counts = (run.counts ?? {}) as {
     skipped?: Record<string, number>;
@@ -364,13 +378,15 @@ export async function accounting(t: TestEnv, runId: string): Promise<Accounting>
   const table = await t.dbs.api.query<{ n: number; d: number }>(
     `SELECT count(*)::bigint AS n, count(DISTINCT "${def.key.column}")::bigint AS d FROM "${names.table}"`,
   );
-  await t.es.indices.refresh({ index: `${names.index},${names.filteredIndex}` });
+  await t.es.indices.refresh({ index: names.indices.join(',') });
   const docs = (await t.es.count({ index: names.index })).count;
-  const filteredDocs = (await t.es.count({ index: names.filteredIndex })).count;
-  const holders = async (name: string) =>
-    (await t.es.indices.existsAlias({ name }))
-      ? Object.keys(await t.es.indices.getAlias({ name }))
-      : [];
+  const filteredDocs = (
+    names.filteredIndex === null
+      ? await t.es.count({ index: names.index, query: nonSensitiveQuery() })
+      : await t.es.count({ index: names.filteredIndex })
+  ).count;
+  const holders = async (name: string) => (await aliasFilters(t.es, name)).map((h) => h.index);
+  const filtered = await aliasFilters(t.es, names.filteredAlias);
   const skipped = counts.skipped ?? {};
   const rejected = counts.rejected ?? {};
   const upstreamRows = Number(upstream.rows[0]?.n ?? 0);
@@ -384,7 +400,8 @@ export async function accounting(t: TestEnv, runId: string): Promise<Accounting>
     docs,
     filteredDocs,
     aliasHolders: await holders(names.alias),
-    filteredAliasHolders: await holders(names.filteredAlias),
+    filteredAliasHolders: filtered.map((h) => h.index),
+    filteredAliasFilters: filtered.map((h) => h.filter),
     names,
   };
 }
@@ -406,9 +423,15 @@ export function exactnessProblems(a: Accounting): string[] {
   if (a.filteredDocs > a.docs) problems.push(`more filtered documents than documents`);
   if (a.aliasHolders.join() !== a.names.index)
     problems.push(`alias ${a.names.alias} is on ${a.aliasHolders.join(',') || 'nothing'}`);
-  if (a.filteredAliasHolders.join() !== a.names.filteredIndex) {
+  const filtered = a.names.aliases[1];
+  if (a.filteredAliasHolders.join() !== filtered.index) {
     problems.push(
-      `alias ${a.names.filteredAlias} is on ${a.filteredAliasHolders.join(',') || 'nothing'}`,
+      `alias ${a.names.filteredAlias} is on ${a.filteredAliasHolders.join(',') || 'nothing'}, not ${filtered.index}`,
+    );
+  }
+  if (JSON.stringify(a.filteredAliasFilters) !== JSON.stringify([filtered.filter ?? null])) {
+    problems.push(
+      `alias ${a.names.filteredAlias} has filter ${JSON.stringify(a.filteredAliasFilters)}, not ${JSON.stringify(filtered.filter ?? null)}`,
     );
   }
   return problems;
@@ -441,12 +464,17 @@ export async function tableChecksum(pool: pg.Pool, table: string, key: string): 
 }
 
 /** md5 of an index's documents (id and source), in id order; for indices of up to 10,000 docs. */
-export async function indexChecksum(es: EsClient, index: string): Promise<string> {
+export async function indexChecksum(
+  es: EsClient,
+  index: string,
+  query?: Record<string, unknown>,
+): Promise<string> {
   await es.indices.refresh({ index });
   const res = await es.search<Record<string, unknown>>({
     index,
     size: 10_000,
     track_total_hits: true,
+    ...(query === undefined ? {} : { query }),
   });
   const total = typeof res.hits.total === 'number' ? res.hits.total : (res.hits.total?.value ?? 0);
   if (total > 10_000) throw new Error(`indexChecksum reads at most 10,000 documents (${index})`);
@@ -454,6 +482,16 @@ export async function indexChecksum(es: EsClient, index: string): Promise<string
     .map((h) => `${h._id ?? ''} ${JSON.stringify(h._source)}`)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash('md5').update(lines.join('\n')).digest('hex');
+}
+
+/**
+ * Checksum of the documents of a run's filtered view: its filtered index (`index` mode), or its
+ * main index through the filtered alias's filter (`alias` mode).
+ */
+export function filteredViewChecksum(es: EsClient, names: RefreshNames): Promise<string> {
+  return names.filteredIndex === null
+    ? indexChecksum(es, names.index, nonSensitiveQuery())
+    : indexChecksum(es, names.filteredIndex);
 }
 
 // ---------------------------------------------------------------------------------------------

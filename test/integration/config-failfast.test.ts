@@ -5,7 +5,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import type { FilteredMode } from '@freshet/core';
 import { repoRoot } from '../../packages/core/src/config.js';
+import { writeImageMedia } from '../helpers/filtered-media.js';
 
 /** A fail-fast bound, not a benchmark: a connect timeout of a few seconds plus Node's start-up. */
 const FAIL_FAST_MS = 15_000;
@@ -87,7 +89,23 @@ void describe('freshet check fails fast', { timeout: 5 * 60_000 }, () => {
     const result = await runCheck();
     assert.equal(result.code, 0, JSON.stringify(result));
     assert.match(result.stdout, /configuration valid/);
+    // One line per media type: how its filtered view is served and where its aliases are now.
+    assert.match(result.stdout, /^image \(filtered: alias\): /m);
+    assert.match(result.stdout, /^audio \(filtered: alias\): /m);
     assert.equal(result.stderr, '');
+  });
+
+  void it('rejects a media definition whose filtered mode is neither alias nor index', async () => {
+    const file = writeImageMedia({ image: 'both' as FilteredMode });
+    const result = await runCheck({ FRESHET_MEDIA_FILE: file });
+    const shown = JSON.stringify(result);
+    assert.notEqual(result.code, 0, shown);
+    assert.equal(result.stderr.trimEnd().split('\n').length, 1, shown);
+    assert.match(
+      result.stderr,
+      /media type image is invalid: filtered: must be "alias" .* or "index" .*, got "both"/,
+    );
+    assert.ok(!result.stdout.includes('configuration valid'), shown);
   });
 
   void it('rejects a malformed ELASTICSEARCH_URL, naming the expected form', async () => {

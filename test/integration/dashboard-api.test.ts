@@ -626,8 +626,9 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         stages: string[];
         chunks: { count: number; chunkSizeRows: number; upstreamRows: number; ranges: string[] };
         tables: { live: string; temp: string };
-        indices: { main: string; filtered: string };
-        aliases: { alias: string; from: string[]; to: string }[];
+        filtered: string;
+        indices: { main: string; filtered: string | null };
+        aliases: { alias: string; from: string[]; to: string; filter?: unknown }[];
       };
       assert.deepEqual(
         { media: plan.media, profile: plan.profile, shadow: plan.shadow },
@@ -642,12 +643,13 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       assert.equal(plan.chunks.count, CATALOG_ROWS / 100);
       assert.ok(plan.chunks.ranges.length > 0);
       assert.deepEqual(plan.tables, { live: 'image', temp: 'temp_import_image' });
-      assert.equal(plan.indices.main, `${prefix}image-<runId>`);
+      assert.equal(plan.filtered, 'alias');
+      assert.deepEqual(plan.indices, { main: `${prefix}image-<runId>`, filtered: null });
       assert.deepEqual(
-        plan.aliases.map((a) => [a.alias, a.from, a.to]),
+        plan.aliases.map((a) => [a.alias, a.from, a.to, a.filter]),
         [
-          [`${prefix}image`, [], `${prefix}image-<runId>`],
-          [`${prefix}image-filtered`, [], `${prefix}image-<runId>-filtered`],
+          [`${prefix}image`, [], `${prefix}image-<runId>`, undefined],
+          [`${prefix}image-filtered`, [], `${prefix}image-<runId>`, { term: { sensitive: false } }],
         ],
       );
       // Staging: the row cap, no compare stage without shadow.

@@ -98,11 +98,20 @@ describe('a dry run', { timeout: 120_000 }, () => {
         (s) => s !== 'compare',
       ),
     );
+    // image is in `alias` mode (the default): one new index, the filtered alias a filter over it.
+    const prefix = t.config.ELASTICSEARCH_INDEX_PREFIX;
+    assert.equal(plan.filtered, 'alias');
+    assert.deepEqual(plan.indices, { main: `${prefix}image-<runId>`, filtered: null });
     assert.deepEqual(
-      plan.aliases.map((a) => [a.alias, a.from]),
+      plan.aliases.map((a) => [a.alias, a.from, a.to, a.filter]),
       [
-        [`${t.config.ELASTICSEARCH_INDEX_PREFIX}image`, [liveIndex]],
-        [`${t.config.ELASTICSEARCH_INDEX_PREFIX}image-filtered`, [`${liveIndex}-filtered`]],
+        [`${prefix}image`, [liveIndex], `${prefix}image-<runId>`, undefined],
+        [
+          `${prefix}image-filtered`,
+          [liveIndex],
+          `${prefix}image-<runId>`,
+          { term: { sensitive: false } },
+        ],
       ],
     );
     assert.equal(staging.tables.live, 'staging_image');
@@ -113,5 +122,10 @@ describe('a dry run', { timeout: 120_000 }, () => {
     assert.match(text, /chunks: {2}7 of ~300 rows over 2000 of 2000 upstream rows/);
     assert.match(text, /#0 \[-inf, /);
     assert.match(text, /#6 \[[0-9a-f-]+, \+inf\)/);
+    assert.match(text, /indices: \S+image-<runId> \(filtered: alias, no second index\)/);
+    assert.match(
+      text,
+      /alias: {3}\S+image-filtered: \S+ -> \S+image-<runId> with filter \{"term":\{"sensitive":false\}\}/,
+    );
   });
 });

@@ -64,6 +64,9 @@ describe('shadow build and gate', { timeout: 240_000 }, () => {
     const report = (run.counts as { comparison: ComparisonReport }).comparison;
     assert.equal(report.withinThresholds, true, report.reasons.join('; '));
     assert.equal(report.totals.live, 1000);
+    // The filtered view (a filtered alias over the live index, and the shadow index's documents
+    // with sensitive: false) is compared too; no clip title has a sensitive term.
+    assert.deepEqual(report.filtered, { live: 1000, shadow: 1000, change: 0 });
     assert.ok(report.sampled > 0, 'documents were sampled and diffed');
     assert.equal(report.diffs.length, 0);
     assert.deepEqual(await holders(), [`${alias()}-${runId}`]);
@@ -81,6 +84,10 @@ describe('shadow build and gate', { timeout: 240_000 }, () => {
     assert.equal(report.withinThresholds, false);
     assert.ok(
       report.reasons.some((r) => /total rows change -33\.\d%/.test(r)),
+      report.reasons.join('; '),
+    );
+    assert.ok(
+      report.reasons.some((r) => /clip-filtered documents change -33\.\d% \(1000 -> 667\)/.test(r)),
       report.reasons.join('; '),
     );
     assert.ok(report.shiftedFields.some((f) => f.field === 'title'));
@@ -114,8 +121,8 @@ describe('shadow build and gate', { timeout: 240_000 }, () => {
       `SELECT to_regclass('temp_import_clip')::text AS t`,
     );
     assert.equal(temp.rows[0]?.t, null);
-    assert.equal(await t.es.indices.exists({ index: `${alias()}-${runId}` }), false);
-    assert.equal(await t.es.indices.exists({ index: `${alias()}-${runId}-filtered` }), false);
+    const left = await t.es.cat.indices({ index: `${alias()}-${runId}*`, format: 'json' });
+    assert.deepEqual(left, [], 'no index of the discarded build is left');
     assert.deepEqual(await holders(), live);
     assert.equal((await t.es.count({ index: alias() })).count, liveCount);
     const audit = await t.dbs.api.query<{ action: string }>(

@@ -5,7 +5,10 @@ import {
   checkRedis,
   checkServices,
   closeOnSignal,
+  createEsClient,
   createLogger,
+  formatLiveViews,
+  liveViews,
   ensureRunStore,
   loadConfig,
   loadMediaCatalog,
@@ -109,11 +112,29 @@ export function buildCli(): Command {
 
   program
     .command('check')
-    .description('validate the configuration and check that every service answers')
+    .description(
+      'validate the configuration and media definitions, check that every service answers, and show where each media type is served',
+    )
     .action(async () => {
       const config = loadConfig();
+      const media = loadMediaCatalog(config.FRESHET_MEDIA_FILE);
       await checkServices(config);
-      process.stdout.write('configuration valid; redis, catalog, api and elasticsearch answer\n');
+      const es = createEsClient(config);
+      const lines: string[] = [];
+      try {
+        for (const def of media.values()) {
+          lines.push(
+            formatLiveViews(
+              await liveViews(es, def, 'production', config.ELASTICSEARCH_INDEX_PREFIX),
+            ),
+          );
+        }
+      } finally {
+        await es.close();
+      }
+      process.stdout.write(
+        `configuration valid; redis, catalog, api and elasticsearch answer\n${lines.map((l) => `${l}\n`).join('')}`,
+      );
     });
 
   registerSeed(program, () => loadConfig());

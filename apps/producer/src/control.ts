@@ -112,14 +112,11 @@ export async function discardRun(
     deps.config.ELASTICSEARCH_INDEX_PREFIX,
   );
   await deps.api.query(`DROP TABLE IF EXISTS ${ident(names.tempTable)}`);
-  await deps.es.indices.delete({
-    index: [names.index, names.filteredIndex],
-    ignore_unavailable: true,
-  });
+  await deps.es.indices.delete({ index: [...names.indices], ignore_unavailable: true });
   // The parked promote wakes, sees the run cancelled and ends without retries.
   await releaseParked(deps.queues, runId);
   await store.audit(runId, actor, 'discard', {
-    dropped: [names.tempTable, names.index, names.filteredIndex],
+    dropped: [names.tempTable, ...names.indices],
   });
 }
 

@@ -8,6 +8,7 @@ import {
   type CatalogQuery,
   type Config,
   type EsClient,
+  type FilteredMode,
   type MediaCatalog,
   type Pool,
 } from '@freshet/core';
@@ -28,9 +29,15 @@ export interface RefreshPlan {
     ranges: string[];
   };
   readonly tables: { live: string; temp: string };
-  readonly indices: { main: string; filtered: string };
-  /** Aliases promotion would move: from the indices holding them now, to the new ones. */
-  readonly aliases: { alias: string; from: string[]; to: string }[];
+  /** How `<media>-filtered` is served: a filtered alias over the main index, or a second index. */
+  readonly filtered: FilteredMode;
+  /** Indices the run creates: the main one, and the filtered one in `index` mode (else null). */
+  readonly indices: { main: string; filtered: string | null };
+  /**
+   * Aliases promotion would move, in one request: from the indices holding them now, to the new
+   * ones (`filter`: the filtered alias's filter in `alias` mode).
+   */
+  readonly aliases: { alias: string; from: string[]; to: string; filter?: unknown }[];
 }
 
 async function aliasHolders(es: EsClient, alias: string): Promise<string[]> {
@@ -70,15 +77,16 @@ export async function planRefresh(
       ranges: summariseRanges(plan.ranges),
     },
     tables: { live: names.table, temp: names.tempTable },
+    filtered: names.filtered,
     indices: { main: names.index, filtered: names.filteredIndex },
-    aliases: [
-      { alias: names.alias, from: await aliasHolders(deps.es, names.alias), to: names.index },
-      {
-        alias: names.filteredAlias,
-        from: await aliasHolders(deps.es, names.filteredAlias),
-        to: names.filteredIndex,
-      },
-    ],
+    aliases: await Promise.all(
+      names.aliases.map(async (a) => ({
+        alias: a.alias,
+        from: await aliasHolders(deps.es, a.alias),
+        to: a.index,
+        ...(a.filter === undefined ? {} : { filter: a.filter }),
+      })),
+    ),
   };
 }
 
@@ -90,10 +98,12 @@ export function formatPlan(plan: RefreshPlan): string {
     `chunks:  ${plan.chunks.count} of ~${plan.chunks.chunkSizeRows} rows over ${plan.chunks.plannedRows} of ${plan.chunks.upstreamRows} upstream rows${plan.chunks.rowCap === null ? '' : ` (row cap ${plan.chunks.rowCap})`}`,
     ...plan.chunks.ranges,
     `tables:  build ${plan.tables.temp}, swap into ${plan.tables.live}`,
-    `indices: ${plan.indices.main}, ${plan.indices.filtered}`,
+    plan.indices.filtered === null
+      ? `indices: ${plan.indices.main} (filtered: alias, no second index)`
+      : `indices: ${plan.indices.main}, ${plan.indices.filtered} (filtered: index)`,
     ...plan.aliases.map(
       (a) =>
-        `alias:   ${a.alias}: ${a.from.length > 0 ? a.from.join(', ') : '(none)'} -> ${a.to}${plan.shadow ? ' (after approval if held)' : ''}`,
+        `alias:   ${a.alias}: ${a.from.length > 0 ? a.from.join(', ') : '(none)'} -> ${a.to}${a.filter === undefined ? '' : ` with filter ${JSON.stringify(a.filter)}`}${plan.shadow ? ' (after approval if held)' : ''}`,
     ),
   ];
   return `${lines.join('\n')}\n`;

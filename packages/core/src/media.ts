@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { filteredModes, SENSITIVE_FIELD } from './filtered-view.js';
 import { checkColumnType, checkIdentifier } from './sql.js';
 
 /** Media type names: they become table, index and alias names, so they are strict. */
@@ -80,6 +81,17 @@ const mediaSchema = z
         sensitiveFields: z.array(fieldName).default([]),
       })
       .strict(),
+    /**
+     * How `<media>-filtered` is served (see filtered-view.ts): `alias` (default), a filtered alias
+     * over the main index, each document indexed once; or `index`, a second index of the
+     * documents without sensitive terms.
+     */
+    filtered: z
+      .enum(filteredModes, {
+        error: (issue) =>
+          `must be "alias" (a filtered alias over the main index) or "index" (a second index), got ${JSON.stringify(issue.input)}`,
+      })
+      .default('alias'),
     chunkSizeRows: z.number().int().positive().default(100_000),
   })
   .strict();
@@ -148,6 +160,11 @@ export function parseMediaDefinition(
   for (const col of referenced) {
     if (!columns.has(col)) throw new Error(`media type ${name} refers to unknown column ${col}`);
   }
+  if (SENSITIVE_FIELD in def.document.fields) {
+    throw new Error(
+      `media type ${name}: document field ${SENSITIVE_FIELD} is reserved (every document gets it, true when a sensitive field has a sensitive term); rename the field`,
+    );
+  }
   for (const field of def.document.sensitiveFields) {
     if (!(field in def.document.fields)) {
       throw new Error(`media type ${name}: sensitive field ${field} is not a document field`);
@@ -159,6 +176,14 @@ export function parseMediaDefinition(
     mappingBody = JSON.parse(readFileSync(mappingPath, 'utf8')) as Record<string, unknown>;
   } catch (err) {
     throw new Error(`media type ${name}: cannot read mapping file ${mappingPath}`, { cause: err });
+  }
+  const mappings = mappingBody.mappings as
+    { properties?: Record<string, { type?: unknown } | undefined> } | undefined;
+  const declared = mappings?.properties?.[SENSITIVE_FIELD];
+  if (declared !== undefined && declared.type !== 'boolean') {
+    throw new Error(
+      `media type ${name}: mapping file ${mappingPath} maps ${SENSITIVE_FIELD} as ${JSON.stringify(declared)}; Freshet maps it as a boolean itself (remove it from the mapping)`,
+    );
   }
   return Object.freeze({ ...def, name, mappingBody });
 }

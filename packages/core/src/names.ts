@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { nonSensitiveQuery, type FilteredMode } from './filtered-view.js';
 import type { MediaDefinition } from './media.js';
 
 export type Profile = 'production' | 'staging';
@@ -14,6 +15,13 @@ export function newRunId(now = new Date()): string {
 
 export const runIdPattern = /^\d{8}-\d{6}-[0-9a-f]{4}$/;
 
+/** Where promotion puts an alias: onto `index`, with `filter` for a filtered alias. */
+export interface AliasTarget {
+  readonly alias: string;
+  readonly index: string;
+  readonly filter?: Record<string, unknown>;
+}
+
 /** Every name a refresh of one media type under one profile touches. */
 export interface RefreshNames {
   /** The live API table. */
@@ -25,10 +33,23 @@ export interface RefreshNames {
   /** Aliases moved at promotion. */
   readonly alias: string;
   readonly filteredAlias: string;
-  /** Indices this run creates. */
+  /** How the filtered alias is served (the media definition's `filtered`). */
+  readonly filtered: FilteredMode;
+  /** The main index this run creates (every document). */
   readonly index: string;
-  readonly filteredIndex: string;
-  /** Matches indices made by earlier runs of this media/profile. */
+  /**
+   * The second index this run creates in `index` mode (documents without sensitive terms only);
+   * null in `alias` mode, where the filtered alias is a filter over `index`.
+   */
+  readonly filteredIndex: string | null;
+  /** Every index this run creates, fills and verifies: `index`, then `filteredIndex` if any. */
+  readonly indices: readonly string[];
+  /** Both aliases as promotion moves them, in one request: the main one, then the filtered one. */
+  readonly aliases: readonly [AliasTarget, AliasTarget];
+  /**
+   * Matches indices made by earlier runs of this media/profile, in either mode (so a build of
+   * the other mode is still kept or cleaned up).
+   */
   readonly indexPattern: RegExp;
 }
 
@@ -46,14 +67,26 @@ export function refreshNames(
   const p = profile === 'staging' ? 'staging_' : '';
   const ip = `${indexPrefix}${profile === 'staging' ? 'staging-' : ''}`;
   const base = `${ip}${def.name}`;
+  const index = `${base}-${runId}`;
+  const filteredIndex = def.filtered === 'index' ? `${index}-filtered` : null;
+  const alias = base;
+  const filteredAlias = `${base}-filtered`;
   return {
     table: `${p}${def.downstreamTable}`,
     tempTable: `${p}temp_import_${def.name}`,
     oldTable: `${p}${def.downstreamTable}_old`,
-    alias: base,
-    filteredAlias: `${base}-filtered`,
-    index: `${base}-${runId}`,
-    filteredIndex: `${base}-${runId}-filtered`,
+    alias,
+    filteredAlias,
+    filtered: def.filtered,
+    index,
+    filteredIndex,
+    indices: filteredIndex === null ? [index] : [index, filteredIndex],
+    aliases: [
+      { alias, index },
+      filteredIndex === null
+        ? { alias: filteredAlias, index, filter: nonSensitiveQuery() }
+        : { alias: filteredAlias, index: filteredIndex },
+    ],
     indexPattern: new RegExp(`^${base}-\\d{8}-\\d{6}-[0-9a-f]{4}(-filtered)?$`),
   };
 }

@@ -31,7 +31,8 @@
  * @typedef {{ live: number, shadow: number, change: number }} SourceComparison
  * @typedef {{ id: string, fields: Record<string, { live: unknown, shadow: unknown }> }} DocumentDiff
  * @typedef {{ field: string, liveNullRate: number, shadowNullRate: number }} FieldShift
- * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>, sampled: number,
+ * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>,
+ *   filtered?: SourceComparison, sampled: number,
  *   diffs: DocumentDiff[], diffRate: number, shiftedFields: FieldShift[], withinThresholds: boolean,
  *   reasons: string[] }} Comparison
  * @typedef {{ run: Run, now: string, stages: Stage[], chunks: Chunks, pace: Pace,
@@ -42,8 +43,9 @@
  * @typedef {{ media: string, profile: string, shadow: boolean, stages: string[],
  *   chunks: { count: number, chunkSizeRows: number, rowCap: number | null, upstreamRows: number,
  *     plannedRows: number, ranges: string[] },
- *   tables: { live: string, temp: string }, indices: { main: string, filtered: string },
- *   aliases: { alias: string, from: string[], to: string }[] }} Plan
+ *   tables: { live: string, temp: string }, filtered: 'alias' | 'index',
+ *   indices: { main: string, filtered: string | null },
+ *   aliases: { alias: string, from: string[], to: string, filter?: unknown }[] }} Plan
  * @typedef {{ slotUtc: string, fireUtc: string, fireLocal: string }} UpcomingFire
  * @typedef {{ slotTime: string, fireAt: string, outcome: string, runId: string | null,
  *   reason: string | null, decidedAt: string | null }} LastSlot
@@ -793,7 +795,12 @@ function planView(plan) {
       ],
     ],
     ['Tables', `build ${plan.tables.temp}, swap into ${plan.tables.live}`],
-    ['Indices', `${plan.indices.main}, ${plan.indices.filtered}`],
+    [
+      'Indices',
+      plan.indices.filtered === null
+        ? `${plan.indices.main} (the filtered view is an alias over it)`
+        : `${plan.indices.main}, ${plan.indices.filtered}`,
+    ],
     [
       'Aliases',
       plan.aliases.map((a) =>
@@ -802,6 +809,9 @@ function planView(plan) {
           {},
           h('span', { class: 'mono' }, a.alias),
           `: ${a.from.length ? a.from.join(', ') : '(none)'} → ${a.to}`,
+          a.filter === undefined
+            ? null
+            : h('span', { class: 'mono' }, ` filter ${JSON.stringify(a.filter)}`),
           plan.shadow ? h('span', { class: 'muted' }, ' (after approval if held)') : null,
         ),
       ),
@@ -1165,7 +1175,15 @@ function comparisonView(c) {
     table(
       'Rows per source, live and shadow build',
       [
-        ['Source', (x) => (x.source === '' ? h('strong', {}, 'total') : x.source)],
+        [
+          'Source',
+          (x) =>
+            'filteredView' in x
+              ? h('em', {}, 'without sensitive terms (filtered view)')
+              : x.source === ''
+                ? h('strong', {}, 'total')
+                : x.source,
+        ],
         ['Live', (x) => num(x.live), 'num'],
         ['Shadow', (x) => num(x.shadow), 'num'],
         [
@@ -1179,7 +1197,12 @@ function comparisonView(c) {
           'num',
         ],
       ],
-      [{ source: '', ...c.totals }, ...sources],
+      [
+        { source: '', ...c.totals },
+        // Comparisons recorded before the filtered view was compared have no such row.
+        ...(c.filtered ? [{ source: '', filteredView: true, ...c.filtered }] : []),
+        ...sources,
+      ],
     ),
     h(
       'h3',

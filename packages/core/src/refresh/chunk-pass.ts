@@ -4,7 +4,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type pg from 'pg';
 import { rangePredicate, type KeyRange } from '../chunks.js';
 import { getMedia, type MediaDefinition } from '../media.js';
-import { refreshNames, type RefreshNames } from '../names.js';
+import { refreshNames } from '../names.js';
 import type { ChunkJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
 import {
@@ -82,11 +82,6 @@ export function keyField(def: MediaDefinition): string {
   return field[0];
 }
 
-/** The indices a chunk's documents go to: the main one, and the filtered one in index mode. */
-export function buildIndices(def: MediaDefinition, names: RefreshNames): string[] {
-  return def.filtered === 'index' ? [names.index, names.filteredIndex] : [names.index];
-}
-
 /** Elasticsearch range query over the key field for `range` (half-open, null = unbounded). */
 function keyRangeQuery(def: MediaDefinition, range: KeyRange): Record<string, unknown> {
   const bounds: Record<string, string> = {};
@@ -129,7 +124,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   const signal = ctx.scope.signal;
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
-  const indices = buildIndices(def, names);
+  const indices = names.indices;
   const rules = rulesFor(def, ctx.sensitiveTerms);
   const key = ident(def.key.column);
   const keyAt = def.columns.findIndex((c) => c.name === def.key.column);

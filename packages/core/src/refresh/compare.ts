@@ -1,3 +1,4 @@
+import { nonSensitiveQuery, SENSITIVE_FIELD } from '../filtered-view.js';
 import { getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
@@ -27,6 +28,12 @@ export interface FieldShift {
 export interface ComparisonReport {
   readonly totals: SourceComparison;
   readonly sources: Record<string, SourceComparison>;
+  /**
+   * Documents of the filtered view: what `<media>-filtered` shows now, and what it will show
+   * once the shadow build is promoted (its filtered index, or its main index through the filter,
+   * as the media's `filtered` mode says).
+   */
+  readonly filtered: SourceComparison;
   readonly sampled: number;
   /** Sampled documents present in both builds whose fields differ, field by field. */
   readonly diffs: DocumentDiff[];
@@ -66,9 +73,16 @@ async function nullRates(
   );
 }
 
+/** The documents `<media>-filtered` shows now (0 before a first promotion). */
+async function liveFilteredDocs(ctx: JobContext, alias: string): Promise<number> {
+  if (!(await ctx.es.indices.existsAlias({ name: alias }))) return 0;
+  return (await ctx.es.count({ index: alias })).count;
+}
+
 /**
- * Compares a shadow build with the live one before promotion: row counts per source, a sample of
- * documents diffed field by field, and fields whose share of missing values shifted. Beyond the
+ * Compares a shadow build with the live one before promotion: row counts per source, documents of
+ * the filtered view, a sample of documents diffed field by field, and fields whose share of
+ * missing values shifted. Beyond the
  * configured thresholds the run is held for an operator's approval.
  */
 export async function runCompare(ctx: JobContext, data: RunJobData): Promise<ComparisonReport> {
@@ -90,6 +104,22 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
   if (Math.abs(totals.change) > config.SHADOW_MAX_COUNT_CHANGE) {
     reasons.push(
       `total rows change ${(totals.change * 100).toFixed(1)}% (${totals.live} -> ${totals.shadow})`,
+    );
+  }
+  const filteredLive = await liveFilteredDocs(ctx, names.filteredAlias);
+  const filteredShadow = (
+    names.filteredIndex === null
+      ? await ctx.es.count({ index: names.index, query: nonSensitiveQuery() })
+      : await ctx.es.count({ index: names.filteredIndex })
+  ).count;
+  const filtered = {
+    live: filteredLive,
+    shadow: filteredShadow,
+    change: change(filteredLive, filteredShadow),
+  };
+  if (Math.abs(filtered.change) > config.SHADOW_MAX_COUNT_CHANGE) {
+    reasons.push(
+      `${names.filteredAlias} documents change ${(filtered.change * 100).toFixed(1)}% (${filtered.live} -> ${filtered.shadow})`,
     );
   }
   for (const [s, c] of Object.entries(sources)) {
@@ -131,6 +161,8 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
       sampled++;
       const fields: DocumentDiff['fields'] = {};
       for (const f of new Set([...Object.keys(l._source), ...Object.keys(s._source)])) {
+        // A live build from before documents carried `sensitive` differs in it everywhere.
+        if (f === SENSITIVE_FIELD && !(f in l._source)) continue;
         if (JSON.stringify(l._source[f]) !== JSON.stringify(s._source[f])) {
           fields[f] = { live: l._source[f], shadow: s._source[f] };
         }
@@ -164,6 +196,7 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
   const report = {
     totals,
     sources,
+    filtered,
     sampled,
     diffs: diffs.slice(0, 20),
     diffRate,

@@ -1,16 +1,24 @@
 import { UnrecoverableError } from 'bullmq';
+import { nonSensitiveQuery, type FilteredMode } from '../filtered-view.js';
 import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
-import { buildIndices } from './chunk-pass.js';
 
 export interface FinalizeResult {
+  readonly filtered: FilteredMode;
   readonly tableRows: number;
   readonly indexDocs: number;
+  /** Rows the chunks wrote without sensitive terms (their documents have `sensitive: false`). */
   readonly filteredRows: number;
+  /**
+   * Documents of the filtered view: the filtered index's (`index` mode), or the main index's
+   * matching the filtered alias's filter (`alias` mode).
+   */
   readonly filteredDocs: number;
+  /** Documents of the main index with `sensitive: false` (== filteredDocs in `alias` mode). */
+  readonly nonSensitiveDocs: number;
   /** Rows whose document Elasticsearch refused for its content (rejected), by reason. */
   readonly refused: Record<string, number>;
 }
@@ -38,15 +46,16 @@ export class VerificationError extends UnrecoverableError {
 
 /**
  * Restores refresh and replicas on the new indices, refreshes them and verifies the counts exactly:
- * documents == temp table rows == rows the chunks wrote, documents in the filtered view == rows
- * the chunks found without sensitive terms; that an empty build does not replace a live table with rows (unless
+ * documents == temp table rows == rows the chunks wrote; documents of the main index with
+ * `sensitive: false` (what the filtered alias shows in `alias` mode) == rows the chunks found
+ * without sensitive terms, and in `index` mode the filtered index's documents too; that an empty build does not replace a live table with rows (unless
  * FRESHET_ALLOW_DROP); and that Elasticsearch refused no more than MAX_REJECTED_RATE of the
  * documents. Any problem fails the run before promotion.
  */
 export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<FinalizeResult> {
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
-  const indices = buildIndices(def, names);
+  const indices = names.indices;
   await ctx.es.indices.putSettings({
     index: indices.join(','),
     // null restores the default refresh interval.
@@ -79,19 +88,21 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
   const chunkRows = Number(reported[0]?.rows ?? 0);
   const filteredRows = Number(reported[0]?.filtered ?? 0);
   const indexDocs = (await ctx.es.count({ index: names.index })).count;
-  const filteredDocs = (
-    await ctx.es.count(
-      def.filtered === 'index'
-        ? { index: names.filteredIndex }
-        : { index: names.index, query: { term: { sensitive: false } } },
-    )
-  ).count;
+  // The filtered alias's own filter: what `<media>-filtered` will count once promoted.
+  const nonSensitiveDocs = (await ctx.es.count({ index: names.index, query: nonSensitiveQuery() }))
+    .count;
+  const filteredDocs =
+    names.filteredIndex === null
+      ? nonSensitiveDocs
+      : (await ctx.es.count({ index: names.filteredIndex })).count;
   const refused = await refusedRows(ctx, data.runId);
   const result = {
+    filtered: names.filtered,
     tableRows,
     indexDocs,
     filteredRows,
     filteredDocs,
+    nonSensitiveDocs,
     refused: Object.fromEntries(refused.map((r) => [r.reason, r.n])),
   };
   const problems: string[] = [];
@@ -103,7 +114,14 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
       `${names.index} holds ${indexDocs} documents but ${names.tempTable} has ${tableRows} rows`,
     );
   }
-  if (filteredDocs !== filteredRows) {
+  if (nonSensitiveDocs !== filteredRows) {
+    problems.push(
+      names.filteredIndex === null
+        ? `${names.filteredAlias} would show ${nonSensitiveDocs} documents of ${names.index} (filter sensitive: false) but ${filteredRows} rows have no sensitive terms`
+        : `${names.index} holds ${nonSensitiveDocs} documents with sensitive: false but ${filteredRows} rows have no sensitive terms`,
+    );
+  }
+  if (names.filteredIndex !== null && filteredDocs !== filteredRows) {
     problems.push(
       `the filtered view holds ${filteredDocs} documents but ${filteredRows} rows have no sensitive terms`,
     );

@@ -1,3 +1,4 @@
+import { SENSITIVE_FIELD, type FilteredMode } from '../filtered-view.js';
 import { columnDefinitions, getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
@@ -11,7 +12,14 @@ export interface PreflightResult {
   readonly plannedRows: number;
   readonly chunkSizeRows: number;
   readonly rowCap: number | null;
-  readonly names: { table: string; tempTable: string; index: string; filteredIndex: string };
+  readonly names: {
+    table: string;
+    tempTable: string;
+    filtered: FilteredMode;
+    index: string;
+    /** The second index in `index` mode; null in `alias` mode. */
+    filteredIndex: string | null;
+  };
 }
 
 /** The key index a temp table has while it is built (dropped at promotion). */
@@ -39,14 +47,20 @@ export async function countsPerSource(
   return Object.fromEntries(rows.map((r) => [r.source ?? '(none)', Number(r.n)]));
 }
 
-/** Index body for a new build: the mapping file, with replicas 0 and refresh off for bulk loading. */
+/**
+ * Index body for a new build: the mapping file, with replicas 0 and refresh off for bulk loading,
+ * and the boolean `sensitive` field every document carries (the mapping may be `dynamic: strict`).
+ */
 export function buildIndexBody(def: MediaDefinition): Record<string, unknown> {
   const body = structuredClone(def.mappingBody) as {
     settings?: { index?: Record<string, unknown> } & Record<string, unknown>;
+    mappings?: { properties?: Record<string, unknown> } & Record<string, unknown>;
   };
   const settings = body.settings ?? {};
   settings.index = { ...(settings.index ?? {}), number_of_replicas: 0, refresh_interval: '-1' };
-  return { ...body, settings };
+  const mappings = body.mappings ?? {};
+  mappings.properties = { ...(mappings.properties ?? {}), [SENSITIVE_FIELD]: { type: 'boolean' } };
+  return { ...body, settings, mappings };
 }
 
 async function ensureIndex(ctx: JobContext, index: string, def: MediaDefinition): Promise<void> {
@@ -62,7 +76,8 @@ async function ensureIndex(ctx: JobContext, index: string, def: MediaDefinition)
 
 /**
  * Preflight: checks the cluster, records the per-source counts before the refresh, creates the
- * temp table and the two new indices, and plans the chunks. Safe to retry.
+ * temp table and the new indices (the main one, and the filtered one in `index` mode), and plans
+ * the chunks. Safe to retry.
  */
 export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<PreflightResult> {
   const def = getMedia(ctx.media, data.media);
@@ -91,8 +106,7 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
     `COMMENT ON TABLE ${temp} IS ${literal(`freshet run ${data.runId}`)}`,
   );
 
-  await ensureIndex(ctx, names.index, def);
-  await ensureIndex(ctx, names.filteredIndex, def);
+  for (const index of names.indices) await ensureIndex(ctx, index, def);
 
   const { chunkSizeRows, rowCap } = chunkSettings(
     ctx.config,
@@ -114,6 +128,7 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
     names: {
       table: names.table,
       tempTable: names.tempTable,
+      filtered: names.filtered,
       index: names.index,
       filteredIndex: names.filteredIndex,
     },

@@ -174,33 +174,39 @@ async function aliasHolders(ctx: JobContext, alias: string): Promise<string[]> {
 }
 
 /**
- * Moves both aliases to the new indices in ONE `_aliases` request, so search never sees the main
- * and filtered aliases on different builds.
+ * Moves both aliases to the new build in ONE `_aliases` request, so search never sees the main
+ * and filtered aliases on different builds, nor a moment without either: each is removed from
+ * whatever holds it now (the previous main index, or the previous filtered index when the media
+ * type switched from `index` to `alias` mode) and added to its target (the filtered alias with
+ * its filter in `alias` mode). Returns the indices that held them (deduplicated).
  */
 async function swapAliases(ctx: JobContext, names: RefreshNames): Promise<string[]> {
-  const pairs: [string, string][] = [
-    [names.alias, names.index],
-    [names.filteredAlias, names.filteredIndex],
-  ];
-  const actions: Record<string, { index: string; alias: string }>[] = [];
-  const previous: string[] = [];
-  for (const [alias, index] of pairs) {
-    const holders = await aliasHolders(ctx, alias);
+  const actions: (
+    | { remove: { index: string; alias: string } }
+    | { add: { index: string; alias: string; filter?: Record<string, unknown> } }
+  )[] = [];
+  const previous = new Set<string>();
+  for (const target of names.aliases) {
+    const holders = await aliasHolders(ctx, target.alias);
     for (const holder of holders) {
-      if (holder === index) continue;
-      actions.push({ remove: { index: holder, alias } });
-      previous.push(holder);
+      if (holder === target.index) continue;
+      actions.push({ remove: { index: holder, alias: target.alias } });
+      previous.add(holder);
     }
-    if (!holders.includes(index)) actions.push({ add: { index, alias } });
+    if (!holders.includes(target.index)) {
+      const { alias, index, filter } = target;
+      actions.push({ add: { index, alias, ...(filter === undefined ? {} : { filter }) } });
+    }
   }
   if (actions.length > 0) await ctx.es.indices.updateAliases({ actions });
-  return previous;
+  return [...previous];
 }
 
 /**
  * Promotion: builds the temp table's indexes (idempotently), swaps it with the live table in one
- * transaction, moves both aliases at once, keeps the previous indices for rollback and deletes
- * older ones. A retry after a partial promotion picks up where it stopped.
+ * transaction, moves both aliases at once (as the media's `filtered` mode says), keeps the
+ * previous indices for rollback and deletes older ones. A retry after a partial promotion picks
+ * up where it stopped.
  */
 export async function runPromote(ctx: JobContext, data: RunJobData): Promise<PromoteResult> {
   const def = getMedia(ctx.media, data.media);
@@ -240,8 +246,9 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
 
   const previous = await swapAliases(ctx, names);
 
-  // Keep the new build and the one it replaced; delete older builds of this media/profile.
-  const keep = new Set([names.index, names.filteredIndex, ...previous]);
+  // Keep the new build and the one it replaced (one index or two, whichever mode each was built
+  // in); delete older builds of this media/profile.
+  const keep = new Set([...names.indices, ...previous]);
   const stored = (await ctx.store.getRun(data.runId)).counts as {
     previousIndices?: string[];
   } | null;
@@ -253,7 +260,7 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
     .filter((i) => names.indexPattern.test(i) && !keep.has(i));
   if (deleted.length > 0) await ctx.es.indices.delete({ index: deleted.join(',') });
   return {
-    previous: [...keep].filter((i) => i !== names.index && i !== names.filteredIndex),
+    previous: [...keep].filter((i) => !names.indices.includes(i)),
     deleted,
     tableSwapped,
   };

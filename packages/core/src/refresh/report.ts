@@ -1,3 +1,4 @@
+import type { FilteredMode } from '../filtered-view.js';
 import { getMedia } from '../media.js';
 import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
@@ -15,6 +16,9 @@ export interface ReportResult {
   readonly sources: Record<string, SourceChange>;
   /** Per-source document counts in the live index, for cross-checking. */
   readonly indexSources: Record<string, number>;
+  /** How `<media>-filtered` is served, and the documents it shows now (searched through it). */
+  readonly filtered: FilteredMode;
+  readonly filteredDocs: number;
   readonly totalBefore: number;
   readonly totalAfter: number;
   /**
@@ -88,16 +92,25 @@ export async function runReport(ctx: JobContext, data: RunJobData): Promise<Repo
   const indexSources = providerField
     ? await indexCountsPerSource(ctx, names.alias, providerField, Object.keys(sources).length)
     : {};
+  const filteredDocs = (await ctx.es.count({ index: names.filteredAlias })).count;
   const sum = (o: Record<string, number>) => Object.values(o).reduce((x, y) => x + y, 0);
   const { skipped, rejected } = await accountedRows(ctx, data.runId);
   const result = {
     sources,
     indexSources,
+    filtered: names.filtered,
+    filteredDocs,
     totalBefore: sum(before),
     totalAfter: sum(after),
     skipped,
     rejected,
   };
-  await ctx.store.mergeCounts(data.runId, { after, sources, skipped, rejected });
+  await ctx.store.mergeCounts(data.runId, {
+    after,
+    sources,
+    skipped,
+    rejected,
+    filtered: { mode: names.filtered, docs: filteredDocs },
+  });
   return result;
 }

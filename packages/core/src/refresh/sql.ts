@@ -1,3 +1,4 @@
+import { SENSITIVE_FIELD } from '../filtered-view.js';
 import type { MediaDefinition } from '../media.js';
 import { ident, literal } from '../sql.js';
 
@@ -47,7 +48,8 @@ function fieldText(def: MediaDefinition, field: string): string {
 
 /**
  * SQL boolean: true when any sensitive field of the row `t` contains a sensitive term as a
- * whole word (case-insensitive). The same expression decides the filtered index and verifies it.
+ * whole word (case-insensitive). The same expression sets each document's `sensitive` field,
+ * decides the filtered index (`index` mode) and verifies the filtered view.
  */
 export function sensitiveExpression(def: MediaDefinition, terms: readonly string[]): string {
   if (terms.length === 0 || def.document.sensitiveFields.length === 0) return 'false';
@@ -58,10 +60,15 @@ export function sensitiveExpression(def: MediaDefinition, terms: readonly string
   return `((${text}) ~* ${literal(pattern)})`;
 }
 
-/** SQL text building the JSON document of the row `t`. */
-export function documentExpression(def: MediaDefinition): string {
+/**
+ * SQL text building the JSON document of the row `t`: the definition's fields, then `sensitive`
+ * last, the SQL boolean `sensitive` (normally `sensitiveExpression(def, terms)`, or a column that
+ * holds it, so a query that needs it twice computes it once).
+ */
+export function documentExpression(def: MediaDefinition, sensitive: string): string {
   const pairs = Object.keys(def.document.fields).map(
     (field) => `${literal(field)}, ${fieldExpression(def, field)}`,
   );
+  pairs.push(`${literal(SENSITIVE_FIELD)}, ${sensitive}`);
   return `json_build_object(${pairs.join(', ')})::text`;
 }
