@@ -82,6 +82,30 @@ export function keyField(def: MediaDefinition): string {
   return field[0];
 }
 
+const uniqueKeys = new Map<string, boolean>();
+
+/**
+ * True when the catalog enforces the key's uniqueness (a primary key or unique index on exactly
+ * that column): then no key can come twice, and the rows need no ordering to find duplicates.
+ * Asked once per process and table.
+ */
+async function upstreamKeyIsUnique(ctx: JobContext, def: MediaDefinition): Promise<boolean> {
+  const cacheKey = `${ctx.config.CATALOG_DATABASE_URL} ${def.upstreamTable} ${def.key.column}`;
+  const known = uniqueKeys.get(cacheKey);
+  if (known !== undefined) return known;
+  const { rows } = await ctx.scope.query<{ unique: boolean }>(
+    ctx.dbs.catalog,
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1
+          AND i.indpred IS NULL AND a.attname = $2) AS unique`,
+    [def.upstreamTable, def.key.column],
+  );
+  const unique = rows[0]?.unique === true;
+  uniqueKeys.set(cacheKey, unique);
+  return unique;
+}
+
 /** Elasticsearch range query over the key field for `range` (half-open, null = unbounded). */
 function keyRangeQuery(def: MediaDefinition, range: KeyRange): Record<string, unknown> {
   const bounds: Record<string, string> = {};
@@ -137,6 +161,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
   const chunkRow = `run_id = ${literal(data.runId)} AND chunk = ${Number(data.chunk)}`;
 
+  const keyIsUnique = await upstreamKeyIsUnique(ctx, def);
   // Counted before any document is sent: a later attempt then knows the range may hold documents.
   const { rows: passRows } = await ctx.scope.query<{ passes: number }>(
     ctx.dbs.api,
@@ -222,7 +247,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
       copyTo(
         `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u
                 WHERE ${inRange} AND ${notRemoved} AND NOT ${isDeleted}
-                ORDER BY u.${key}) TO STDOUT`,
+                ${keyIsUnique ? '' : `ORDER BY u.${key}`}) TO STDOUT`,
       ),
     );
     ingest.on('error', noteError);
@@ -264,6 +289,10 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
     };
     const onRow = (values: (string | null)[]) => {
       read++;
+      if (keyIsUnique) {
+        emit(values);
+        return;
+      }
       if (group.length > 0 && group[0]?.[keyAt] !== values[keyAt]) flushGroup();
       group.push(values);
     };
