@@ -24,9 +24,9 @@ import { createDashboardWorld, type DashboardWorld } from '../helpers/dashboard.
 
 const chromiumPath = '/usr/bin/chromium';
 const resultsDir = path.join(repoRoot, 'test-results');
-const ROWS = 20_000;
+const ROWS = 40_000;
 // Small chunks and one chunk job at a time: the chunk phase lasts long enough to pause it.
-const CHUNK_ROWS = 250;
+const CHUNK_ROWS = 100;
 const STEP_MS = 90_000;
 const WAITING = 'Elasticsearch cluster health is red (test)';
 

@@ -16,6 +16,15 @@ export class RunCancelledError extends UnrecoverableError {
 const CANCEL_GRACE_MS = 500;
 const POLL_MS = 50;
 
+/**
+ * An attempt that found, before committing, that its job was taken over by another worker (it
+ * stalled: its lock expired, e.g. while Redis was away). It rolled back; the job is not failing:
+ * the attempt that owns it now decides its outcome, so this one must not end the run.
+ */
+export class JobLockLostError extends Error {
+  override readonly name = 'JobLockLostError';
+}
+
 /** The application_name every connection of a job carries, so leftovers can be found. */
 export function jobTag(jobId: string): string {
   return `freshet ${jobId}`.slice(0, 63);
@@ -109,7 +118,9 @@ export class JobScope {
   async assertOwned(): Promise<void> {
     this.check();
     if (!(await this.owned())) {
-      throw new Error(`${this.tag} lost its job lock (stalled and taken over); rolled back`);
+      throw new JobLockLostError(
+        `${this.tag} lost its job lock (stalled and taken over); rolled back`,
+      );
     }
   }
 

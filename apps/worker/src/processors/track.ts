@@ -4,6 +4,7 @@ import {
   DeadlineError,
   isTransientError,
   JobScope,
+  JobLockLostError,
   jobTag,
   RunCancelledError,
   StageJob,
@@ -244,7 +245,8 @@ export async function tracked<T>(
       throw err;
     }
     const e = err as Error;
-    const final = isFinalAttempt(job, e);
+    // A taken-over attempt is not the job's last word: the one that owns the job now decides.
+    const final = !(e instanceof JobLockLostError) && isFinalAttempt(job, e);
     // The record of the failure is retried while the database is away (the store does); should
     // it still fail, the job's outcome stands and the reconciler repairs the run later.
     const record = async (what: string, write: () => Promise<void>) => {
