@@ -148,9 +148,6 @@ export function compileRowRules(def: MediaDefinition, sensitiveTerms: readonly s
   ]);
   const checked = [...jsonColumns].filter((i) => typeOf(i) !== 'jsonb');
 
-  if ('sensitive' in def.document.fields) {
-    throw new Error(`media type ${def.name}: a document field may not be named "sensitive"`);
-  }
   const keyReads: KeyRead[] = [];
   const slotOf = (field: string, column: string, key: string): number => {
     const index = indexOf(column);
