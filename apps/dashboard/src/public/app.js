@@ -1329,8 +1329,9 @@ function renderCards(el, d) {
       chunks.failed ? `${chunks.failed} with a failed step` : undefined,
       chunks.failed ? 'warn' : undefined,
     ],
+    ['Rows read', num(chunks.rowsCopied), 'by the chunk passes, from the catalog'],
     [
-      'Rows indexed',
+      'Rows written and indexed',
       num(chunks.rowsIndexed),
       upstream !== undefined ? `of about ${num(upstream)} upstream` : undefined,
     ],
