@@ -6,13 +6,13 @@ import {
   loadMediaCatalog,
   refreshNames,
   repoRoot,
-  sensitiveExpression,
   type Config,
   type FilteredMode,
   type MediaCatalog,
   type RefreshNames,
 } from '@freshet/core';
 import type pg from 'pg';
+import { oracleSensitiveExpression } from './sql-oracle.js';
 
 const shippedMedia = path.join(repoRoot, 'packages/core/media');
 
@@ -60,7 +60,7 @@ export function namesIn(
 
 /**
  * The keys of a promoted API table split by the rule that decides the filtered view, computed
- * in PostgreSQL with `sensitiveExpression` over the table's rows.
+ * in PostgreSQL with the SQL rule the rows were once marked by (`oracleSensitiveExpression`).
  */
 export async function keysBySensitivity(
   api: pg.Pool,
@@ -71,7 +71,7 @@ export async function keysBySensitivity(
 ): Promise<{ all: string[]; clean: string[]; sensitive: string[] }> {
   const def = getMedia(catalog, media);
   const { rows } = await api.query<{ id: string; s: boolean }>(
-    `SELECT t."${def.key.column}"::text AS id, ${sensitiveExpression(def, terms)} AS s
+    `SELECT t."${def.key.column}"::text AS id, ${oracleSensitiveExpression(def, terms)} AS s
        FROM "${table}" AS t ORDER BY 1`,
   );
   return {

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   buildIndexBody,
-  documentExpression,
   parseMediaDefinition,
   refreshNames,
   repoRoot,
@@ -108,14 +107,6 @@ describe('names and bodies follow the mode', () => {
     assert.equal(
       'sensitive' in ((image().mappingBody.mappings as { properties: object }).properties ?? {}),
       false,
-    );
-  });
-
-  it('the document has sensitive as its last field', () => {
-    const sql = documentExpression(image(), 's.sensitive');
-    assert.match(
-      sql,
-      /, 'standardized_popularity', t\."standardized_popularity", 'sensitive', s\.sensitive\)::text$/,
     );
   });
 });

@@ -11,7 +11,7 @@ export type FilteredMode = (typeof filteredModes)[number];
 
 /**
  * The boolean field every document carries in both modes: true when a sensitive field of its row
- * has a sensitive term (`sensitiveExpression`). Reserved: a media type cannot define it.
+ * has a sensitive term (see refresh/row-rules.ts). Reserved: a media type cannot define it.
  */
 export const SENSITIVE_FIELD = 'sensitive';
 

@@ -10,7 +10,7 @@ import { btrimSpaces, fixUrl, isBadUrl } from './rules/urls.js';
 
 export type { TagDropReason, TagDrops } from './rules/tags.js';
 
-/** A rule that changed a row, named as clean.ts counts it. */
+/** A rule that changed a row, named as the SQL oracle counts it. */
 export type ChangeRule =
   | 'url-scheme-added'
   | 'invalid-url-nulled'
@@ -25,7 +25,7 @@ export type ChangeRule =
  */
 export type RowRejection = 'invalid-url' | 'missing-license';
 
-/** A row the rules removed, with the first reason clean.ts would give. */
+/** A row the rules removed, with the first reason the SQL oracle would give. */
 export interface RejectedRow {
   readonly rejected: RowRejection;
 }
@@ -39,18 +39,18 @@ export interface CleanedRow {
    */
   readonly values: readonly (string | null)[];
   /**
-   * One entry per count clean.ts makes for this row: a rule that changed two columns (a scheme
+   * One entry per count the SQL oracle makes for this row: a rule that changed two columns (a scheme
    * added to two URLs, two JSON columns nulled) appears twice. Summed over rows, these are
-   * clean.ts's `changed` counts. Empty (a shared frozen array) for an unchanged row.
+   * the SQL oracle's `changed` counts. Empty (a shared frozen array) for an unchanged row.
    */
   readonly changed: readonly ChangeRule[];
   /** The tags dropped, by reason; null when none was. */
   readonly tagsDropped: TagDrops | null;
-  /** Whether the row has a sensitive term: what sensitiveExpression gives on the cleaned row. */
+  /** Whether the cleaned row has a sensitive term in a sensitive field (as a whole word). */
   readonly sensitive: boolean;
   /**
-   * The Elasticsearch document, as JSON text: the content of documentExpression on the cleaned
-   * row (json_build_object, field by field), then `"sensitive": true|false`.
+   * The Elasticsearch document, as JSON text: what `json_build_object` gives on the cleaned row,
+   * field by field, then `"sensitive": true|false`.
    */
   readonly document: string;
 }
@@ -97,9 +97,9 @@ interface KeyRead {
 const isJsonType = (type: string) => type === 'json' || type === 'jsonb';
 
 /**
- * Compiles a media type's row rules: today's SQL cleaning (clean.ts), document
- * (documentExpression) and sensitivity (sensitiveExpression), row by row in TypeScript, with
- * the same outcome for every row. In clean.ts's order: rows rejected for an invalid URL in a NOT
+ * Compiles a media type's row rules: the SQL cleaning, document and sensitivity rules Freshet
+ * ran in PostgreSQL before (kept as the test oracle, test/helpers/sql-oracle.ts), row by row in
+ * TypeScript, with the same outcome for every row. In their order: rows rejected for an invalid URL in a NOT
  * NULL URL column (after the scheme fix) then for a missing license; JSON columns read as jsonb
  * but not stored as jsonb set to NULL where jsonb refuses them; URL schemes added (or invalid
  * nullable URLs set to NULL); the license trimmed of spaces and lower-cased; tags that are not an
@@ -121,7 +121,7 @@ export function compileRowRules(def: MediaDefinition, sensitiveTerms: readonly s
   const writes = (column: string) => {
     if (written.has(column)) {
       throw new Error(
-        `media type ${def.name}: column ${column} is cleaned by two rules (clean.ts cannot assign it twice)`,
+        `media type ${def.name}: column ${column} is cleaned by two rules (a column can take one cleaning rule)`,
       );
     }
     written.add(column);
@@ -139,7 +139,7 @@ export function compileRowRules(def: MediaDefinition, sensitiveTerms: readonly s
   const tagsIndex = tagConfig ? indexOf(tagConfig.column) : -1;
   const tagRules = tagConfig ? compileTagRules(tagConfig, typeOf(tagsIndex)) : null;
 
-  // clean.ts's jsonColumns: the tags column and every column a document field reads a key of;
+  // the SQL oracle's jsonColumns: the tags column and every column a document field reads a key of;
   // those not stored as jsonb are checked as jsonb would read them.
   const fieldSpecs = Object.entries(def.document.fields);
   const jsonColumns = new Set<number>([

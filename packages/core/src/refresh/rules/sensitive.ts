@@ -4,7 +4,7 @@ import { isPgWordChar, pgLowerChar, pgUpperChar, pgWordClass, regexChar } from '
 export type SensitiveMatcher = (text: string) => boolean;
 
 /**
- * `text ~* '\m(term|term...)\M'` (sensitiveExpression in refresh/sql.ts) in JavaScript; null
+ * `text ~* '\m(term|term...)\M'` (the SQL rule it replaced, kept in test/helpers/sql-oracle.ts) in JavaScript; null
  * when no term can ever match. PostgreSQL's case-insensitive matching lets a pattern character
  * match its lower- and upper-case forms (`allcases`: ASCII by ASCII rules, others by the
  * locale, not Unicode case folding); `\m` and `\M` are word boundaries over PostgreSQL's word

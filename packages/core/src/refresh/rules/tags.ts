@@ -23,12 +23,12 @@ export interface TagSplit {
   readonly kept: readonly unknown[];
 }
 
-/** The largest magnitude Elasticsearch's float holds (clean.ts's FLOAT_MAX), exact and rounded. */
+/** The largest magnitude Elasticsearch's float holds (the SQL oracle's FLOAT_MAX), exact and rounded. */
 const FLOAT_MAX_TEXT = '3.4028234663852886e38';
 const floatMax = parseDecimal(FLOAT_MAX_TEXT) as Decimal;
 const floatMaxDouble = Number(FLOAT_MAX_TEXT);
 
-/** clean.ts's NUMERIC_STRING, with PostgreSQL's `\s` (which includes U+3000 and friends). */
+/** The SQL oracle's NUMERIC_STRING, with PostgreSQL's `\s` (which includes U+3000 and friends). */
 const numericString = new RegExp(
   `^[${pgSpaceClass}]*[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]{1,3})?[${pgSpaceClass}]*$`,
   'u',
@@ -57,12 +57,12 @@ export interface TagRules {
 
 /**
  * Compiles the tag rules of `config` for a tags column stored as `columnType`. The rules are
- * clean.ts's, in its order: `malformed` (not an object; a name that is not a string, or longer
+ * The SQL oracle's, in its order: `malformed` (not an object; a name that is not a string, or longer
  * than maxNameLength code points; an accuracy that is neither null, a number nor a numeric string
  * of at most 100 characters, or whose magnitude exceeds 3.4028234663852886e38; a provider that is
  * an object or an array), `low-accuracy` (below minAccuracy), `denylisted-provider`, then
  * `denylisted` (the name lower-cased as PostgreSQL's lower() does, exactly one of the denylist
- * or containing one of the substrings, both lower-cased as clean.ts does). Accuracies compare as
+ * or containing one of the substrings, both lower-cased as the SQL oracle does). Accuracies compare as
  * exact decimals (numeric), never as doubles.
  */
 export function compileTagRules(config: TagRulesConfig, columnType: string): TagRules {
