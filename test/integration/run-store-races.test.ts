@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ConflictError, newRunId, type RunStatus } from '@freshet/core';
+import { ConflictError, newRunId as nextRunId, type RunStatus } from '@freshet/core';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
@@ -10,6 +10,18 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
  * and an attempt was recorded for it. Made 20 times for each of pause and cancel, on the real
  * PostgreSQL, with the gate's statement really waiting on the other transaction's row lock.
  */
+/**
+ * A run id no other run of this file has: ids are unique per second only by 16 random bits, and
+ * this file creates dozens of runs a second (two of them once drew the same id).
+ */
+const usedRunIds = new Set<string>();
+function newRunId(): string {
+  let id = nextRunId();
+  while (usedRunIds.has(id)) id = nextRunId();
+  usedRunIds.add(id);
+  return id;
+}
+
 describe('run gate under a concurrent pause or cancel', { timeout: 120_000 }, () => {
   let t: TestEnv;
   const rounds = 20;
