@@ -158,7 +158,17 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   const isDeleted = def.deletedTable
     ? `EXISTS (SELECT 1 FROM ${ident(def.deletedTable)} d WHERE d.${key} = u.${key})`
     : 'FALSE';
-  const selectCols = def.columns.map((c) => `u.${ident(c.name)}`).join(', ');
+  // Skipped rows (removed upstream, or in the deleted-identifiers table) come through the same
+  // read, as their key and a reason only: one read of the range counts and copies it.
+  const skip = `CASE WHEN NOT (${notRemoved}) THEN 'removed' WHEN ${isDeleted} THEN 'deleted' END`;
+  const selectCols = [
+    ...def.columns.map((c) =>
+      c.name === def.key.column
+        ? `u.${key}`
+        : `CASE WHEN s.skip IS NULL THEN u.${ident(c.name)} END`,
+    ),
+    's.skip',
+  ].join(', ');
   const chunkRow = `run_id = ${literal(data.runId)} AND chunk = ${Number(data.chunk)}`;
 
   const keyIsUnique = await upstreamKeyIsUnique(ctx, def);
@@ -246,7 +256,8 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
     const out = source.query(
       copyTo(
         `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u
-                WHERE ${inRange} AND ${notRemoved} AND NOT ${isDeleted}
+                CROSS JOIN LATERAL (SELECT ${skip} AS skip OFFSET 0) s
+                WHERE ${inRange}
                 ${keyIsUnique ? '' : `ORDER BY u.${key}`}) TO STDOUT`,
       ),
     );
@@ -287,7 +298,13 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
         addRejected(rejected, 'duplicate-key', group[0]?.[keyAt] ?? null, group.length);
       group = [];
     };
+    const skipped = { removed: 0, deleted: 0 };
     const onRow = (values: (string | null)[]) => {
+      const reason = values.pop();
+      if (reason === 'removed' || reason === 'deleted') {
+        skipped[reason]++;
+        return;
+      }
       read++;
       if (keyIsUnique) {
         emit(values);
@@ -365,11 +382,6 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
       }
     }
 
-    const { rows: skippedRows } = await source.query<{ removed: number; deleted: number }>(
-      `SELECT count(*) FILTER (WHERE NOT (${notRemoved}))::bigint AS removed,
-              count(*) FILTER (WHERE (${notRemoved}) AND ${isDeleted})::bigint AS deleted
-         FROM ${ident(def.upstreamTable)} u WHERE ${inRange}`,
-    );
     // A row without a key lies in no range: the first chunk (open below) counts them all.
     if (data.range.start === null) {
       const { rows: nulls } = await source.query<{ n: number }>(
@@ -378,10 +390,6 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
       const n = Number(nulls[0]?.n ?? 0);
       if (n > 0) addRejected(rejected, 'null-key', null, n);
     }
-    const skipped = {
-      removed: Number(skippedRows[0]?.removed ?? 0),
-      deleted: Number(skippedRows[0]?.deleted ?? 0),
-    };
     const result: ChunkPassResult = {
       read,
       rows,
