@@ -3,6 +3,7 @@ import {
   chunkSettings,
   buildRefreshFlow,
   ConflictError,
+  DuplicateRunIdError,
   ensureRunStore,
   getMedia,
   isRedisConnectionError,
@@ -98,7 +99,27 @@ export async function startRefresh(
   chunkSettings(deps.config, def, profile, request.chunkSizeRows);
   await ensureRunStore(deps.api);
   const store = new RunStore(deps.api);
-  const runId = request.runId ?? newRunId();
+  await redisReady(deps.queues.redis, deps.config.REDIS_URL);
+  // A new id is unique per second by 16 random bits: one drawn twice in the same second is drawn
+  // again (a caller's own id, a schedule slot's, is never replaced).
+  let runId = request.runId ?? newRunId();
+  for (let draw = 1; ; draw++) {
+    try {
+      await store.createRun({
+        id: runId,
+        prefix: deps.queues.prefix,
+        media: def.name,
+        profile,
+        ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
+      });
+      break;
+    } catch (err) {
+      if (!(err instanceof DuplicateRunIdError) || request.runId !== undefined || draw >= 5) {
+        throw err;
+      }
+      runId = newRunId();
+    }
+  }
   const data: RunJobData = {
     runId,
     media: def.name,
@@ -106,14 +127,6 @@ export async function startRefresh(
     ...(request.chunkSizeRows ? { chunkSizeRows: request.chunkSizeRows } : {}),
     ...(request.shadow ? { shadow: true } : {}),
   };
-  await redisReady(deps.queues.redis, deps.config.REDIS_URL);
-  await store.createRun({
-    id: runId,
-    prefix: deps.queues.prefix,
-    media: def.name,
-    profile,
-    ...(request.requestedBy ? { requestedBy: request.requestedBy } : {}),
-  });
   try {
     await deps.queues.flow.add(buildRefreshFlow(deps.config, data));
   } catch (err) {

@@ -13,7 +13,12 @@ export class UserError extends Error {
 
 /** A request that conflicts with the current state (e.g. a second refresh of the same media). */
 export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
+  override readonly name: string = 'ConflictError';
+}
+
+/** A run id already taken (a caller's own id reused, or a new id drawn twice in one second). */
+export class DuplicateRunIdError extends ConflictError {
+  override readonly name = 'DuplicateRunIdError';
 }
 
 /** A lookup of something that does not exist (e.g. an unknown run id). */

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { KeyRange, RangeList } from './chunks.js';
 import { applySchema } from './db.js';
 import { retryTransient } from './transient.js';
-import { ConflictError, NotFoundError } from './errors.js';
+import { ConflictError, DuplicateRunIdError, NotFoundError } from './errors.js';
 import type { Profile } from './names.js';
 import type { StageName } from './queues.js';
 
@@ -221,7 +221,7 @@ export class RunStore {
       if (code !== '23505') throw err;
       if (constraint === 'runs_pkey') {
         if (retried) return;
-        throw new ConflictError(`a run with id ${run.id} already exists`, { cause: err });
+        throw new DuplicateRunIdError(`a run with id ${run.id} already exists`, { cause: err });
       }
       const active = await this.activeRun(run.prefix, run.media, run.profile);
       if (retried && active?.id === run.id) return;
