@@ -9,7 +9,11 @@ import {
   parseMediaDefinition,
   type MediaDefinition,
 } from '../../packages/core/src/media.js';
-import { arrayLiteral, copyLine, escapeCopyText } from '../../packages/core/src/seed/copy-text.js';
+import {
+  encodeCopyTextRow,
+  escapeCopyTextValue,
+} from '../../packages/core/src/refresh/copy-text.js';
+import { arrayLiteral } from '../../packages/core/src/seed/copy-text.js';
 import { createRandom, hash32, Weighted } from '../../packages/core/src/seed/random.js';
 import {
   createRowGenerator,
@@ -110,15 +114,15 @@ describe('isoTimestamp', () => {
 
 describe('COPY text escaping', () => {
   it('escapes backslash, tab, newline and carriage return', () => {
-    assert.equal(escapeCopyText('plain text'), 'plain text');
-    assert.equal(escapeCopyText('a\tb'), 'a\\tb');
-    assert.equal(escapeCopyText('a\nb\r\n'), 'a\\nb\\r\\n');
-    assert.equal(escapeCopyText('C:\\dir\\n'), 'C:\\\\dir\\\\n');
-    assert.equal(escapeCopyText('{"d": "x\\ny"}'), '{"d": "x\\\\ny"}');
+    assert.equal(escapeCopyTextValue('plain text'), 'plain text');
+    assert.equal(escapeCopyTextValue('a\tb'), 'a\\tb');
+    assert.equal(escapeCopyTextValue('a\nb\r\n'), 'a\\nb\\r\\n');
+    assert.equal(escapeCopyTextValue('C:\\dir\\n'), 'C:\\\\dir\\\\n');
+    assert.equal(escapeCopyTextValue('{"d": "x\\ny"}'), '{"d": "x\\\\ny"}');
   });
 
   it('joins a row with tabs, spells NULL as \\N and ends with one newline', () => {
-    assert.equal(copyLine(['a', null, 'b\tc', '']), 'a\t\\N\tb\\tc\t\n');
+    assert.equal(encodeCopyTextRow(['a', null, 'b\tc', '']), 'a\t\\N\tb\\tc\t\n');
   });
 
   it('quotes array elements that need it', () => {

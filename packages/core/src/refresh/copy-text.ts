@@ -212,6 +212,9 @@ function unescapeBytes(field: string): string {
   return text;
 }
 
+/** The COPY text spelling of SQL NULL. */
+export const copyNull = '\\N';
+
 const special = /[\\\t\n\r]/;
 const specialGlobal = /[\\\t\n\r]/g;
 const escapes: Readonly<Record<string, string>> = {
@@ -236,7 +239,7 @@ export function encodeCopyTextRow(values: readonly (string | null)[]): string {
   for (let i = 0; i < values.length; i++) {
     const value = values[i];
     if (i > 0) line += '\t';
-    line += value === null || value === undefined ? '\\N' : escapeCopyTextValue(value);
+    line += value === null || value === undefined ? copyNull : escapeCopyTextValue(value);
   }
   return line + '\n';
 }

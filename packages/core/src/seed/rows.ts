@@ -1,5 +1,6 @@
 import type { MediaDefinition } from '../media.js';
-import { arrayLiteral, copyNull, escapeCopyText } from './copy-text.js';
+import { copyNull, escapeCopyTextValue } from '../refresh/copy-text.js';
+import { arrayLiteral } from './copy-text.js';
 import { isoTimestamp } from './time.js';
 import { createRandom, hash32, maxSeed, type Random, Weighted } from './random.js';
 import {
@@ -477,7 +478,7 @@ export function createRowGenerator(
       const value = values[i];
       if (i > 0) text += '\t';
       if (value === null || value === undefined) text += copyNull;
-      else text += (plans[i] as (typeof plans)[number]).plain ? value : escapeCopyText(value);
+      else text += (plans[i] as (typeof plans)[number]).plain ? value : escapeCopyTextValue(value);
     }
     return text + '\n';
   };
