@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { seeded } from '../helpers/hostile-values.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {
   accounting,
@@ -24,23 +25,6 @@ import {
  */
 
 const SEED = Number(process.env.FRESHET_FUZZ_SEED ?? 20_261_201);
-
-/** mulberry32: a small seeded generator, so the same seed always makes the same cases. */
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  return {
-    next,
-    int: (min: number, max: number) => min + Math.floor(next() * (max - min + 1)),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T,
-  };
-}
 
 /** The fate of one tag element: kept, dropped for a reason, or kept but refused with its row. */
 type TagFate = 'kept' | 'malformed' | 'low-accuracy' | 'denylisted-provider' | 'denylisted';
