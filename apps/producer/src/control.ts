@@ -277,9 +277,7 @@ async function swapKeptTable(
   api: Pool,
   onWait: (reason: string) => Promise<void>,
 ): Promise<number> {
-  const [live, kept, old] = [names.table, names.previousTable, names.oldTable].map((t) =>
-    ident(t),
-  );
+  const [live, kept, old] = [names.table, names.previousTable, names.oldTable].map((t) => ident(t));
   const deadline = new AbortController();
   const timer = setTimeout(
     () => deadline.abort(new Error('the rollback waited too long for its locks')),

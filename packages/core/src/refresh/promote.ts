@@ -5,7 +5,9 @@ import {
   buildMarker,
   refreshNames,
   runOfIndex,
-  type AliasTarget, type RefreshNames } from '../names.js';
+  type AliasTarget,
+  type RefreshNames,
+} from '../names.js';
 import { jobIds, type RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
@@ -121,10 +123,7 @@ async function aliasHolders(es: Client, alias: string): Promise<string[]> {
  * its filter in `alias` mode). Returns the indices that held them (deduplicated). Rollback moves
  * them back to the kept build the same way.
  */
-export async function swapAliases(
-  es: Client,
-  targets: readonly AliasTarget[],
-): Promise<string[]> {
+export async function swapAliases(es: Client, targets: readonly AliasTarget[]): Promise<string[]> {
   const actions: (
     | { remove: { index: string; alias: string } }
     | { add: { index: string; alias: string; filter?: Record<string, unknown> } }
