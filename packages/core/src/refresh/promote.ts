@@ -204,7 +204,7 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
     action: 'promote',
     runId: data.runId,
     replacedRunId: runOfIndex([...previous, ...(stored?.previousIndices ?? [])][0]),
-    actor: run.requested_by ?? 'freshet',
+    actor: run.requested_by ?? 'cli',
   });
   const all = await ctx.es.cat.indices({ index: `${names.alias}-*`, format: 'json', h: 'index' });
   const deleted = all
