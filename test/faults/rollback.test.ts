@@ -23,7 +23,7 @@ import {
   waitForRunStatus,
   writeFaultMedia,
 } from '../helpers/faults.js';
-import { startProbes, type ProbeRecord } from '../helpers/live-reader.js';
+import { holdTable, startProbes, type ProbeRecord } from '../helpers/live-reader.js';
 import { waitUntil } from '../helpers/backends.js';
 import { runCli } from '../helpers/processes.js';
 
@@ -275,6 +275,60 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
       }
     },
   );
+});
+
+describe('a rollback behind a long reader of the live table', { timeout: 180_000 }, () => {
+  let t: TestEnv;
+  const file = mediaFile('alias');
+
+  before(async () => {
+    t = await createTestEnv({ FRESHET_MEDIA_FILE: file });
+    await seedFaultTable(t.dbs.catalog, 'clip', 200);
+    await refresh(t, file, t.media);
+    await seedFaultTable(t.dbs.catalog, 'clip', 30, { from: 5000 });
+    await refresh(t, file, t.media);
+  });
+
+  after(async () => {
+    await t?.close();
+  });
+
+  it('waits with short locks, naming the reader; the API never queues behind it', async () => {
+    const kept = await t.dbs.api.query<{ c: string }>(
+      `SELECT obj_description('clip_previous'::regclass, 'pg_class') AS c`,
+    );
+    const reader = await holdTable(t.config.API_DATABASE_URL, 'clip');
+    const probing = startProbes(t.config.API_DATABASE_URL, 'clip', 50);
+    let released = false;
+    try {
+      const rollback = rollbackMedia(
+        { api: t.dbs.api, es: t.es, media: t.media, config: t.config, queues: t.queues },
+        'clip',
+        undefined,
+        'test',
+      );
+      let reason = '';
+      await waitUntil(async () => {
+        const { rows } = await t.dbs.api.query<{ reason: string }>(
+          `SELECT fields->>'reason' AS reason FROM freshet.logs WHERE msg = 'rollback waits for a lock'`,
+        );
+        reason = rows[0]?.reason ?? '';
+        return reason !== '';
+      }, 'the rollback logs that it waits for a lock');
+      assert.match(reason, new RegExp(`^rollback waits for a lock on .*pid ${reader.pid}`));
+      // Probes keep answering while the reader holds the table and the rollback retries.
+      const before = probing.record().done;
+      await waitUntil(() => probing.record().done > before + 10, 'ten more probes answer');
+      await reader.release();
+      released = true;
+      const result = await rollback;
+      assert.equal(`freshet run ${result.runId}`, kept.rows[0]?.c);
+    } finally {
+      if (!released) await reader.release();
+      const probes = await probing.stop();
+      assert.deepEqual(probes.failures, []);
+    }
+  });
 });
 
 describe('KEEP_PREVIOUS_BUILD=false', { timeout: 180_000 }, () => {
