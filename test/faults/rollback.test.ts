@@ -23,7 +23,12 @@ import {
   waitForRunStatus,
   writeFaultMedia,
 } from '../helpers/faults.js';
-import { holdTable, startProbes, type ProbeRecord } from '../helpers/live-reader.js';
+import {
+  holdTable,
+  startProbes,
+  startSearchLoad,
+  type ProbeRecord,
+} from '../helpers/live-reader.js';
 import { waitUntil } from '../helpers/backends.js';
 import { runCli } from '../helpers/processes.js';
 
@@ -102,8 +107,8 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
   let afterFirst: Served;
   let afterSecond: Served;
   let refusedEmpty: unknown;
-  const answers = { main: [] as number[], filtered: [] as number[] };
-  const failures: string[] = [];
+  let answers: Record<'main' | 'filtered', number[]>;
+  let failures: string[];
   let probes: ProbeRecord;
 
   const deps = () => ({
@@ -130,23 +135,11 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
     servedB = await served(t);
 
     const alias = `${t.config.ELASTICSEARCH_INDEX_PREFIX}clip`;
-    let searching = true;
-    const load = (kind: 'main' | 'filtered', index: string) =>
-      (async () => {
-        while (searching) {
-          try {
-            const res = await searcher.search(
-              { index, size: 0, track_total_hits: true, query: { match_all: {} } },
-              { maxRetries: 0 },
-            );
-            const total = res.hits.total;
-            answers[kind].push(typeof total === 'number' ? total : (total?.value ?? -1));
-          } catch (err) {
-            failures.push(`${kind}: ${(err as Error).message}`);
-          }
-        }
-      })();
-    const loops = [load('main', alias), load('filtered', `${alias}-filtered`)];
+    const load = startSearchLoad(searcher, [
+      ['main', alias],
+      ['filtered', `${alias}-filtered`],
+    ]);
+    ({ answers, failures } = load);
     const probing = startProbes(t.config.API_DATABASE_URL, 'clip', 50);
     try {
       // The loads see B first, then A, then B again.
@@ -169,8 +162,7 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
       await sawBuild(servedB);
       afterSecond = await served(t);
     } finally {
-      searching = false;
-      await Promise.all(loops);
+      await load.stop();
       probes = await probing.stop();
     }
   });
