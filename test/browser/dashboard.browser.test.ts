@@ -386,7 +386,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       try {
         const vpage = await viewer.newPage();
         await vpage.goto(`${w.dashboard.url}/`);
-        await vpage.locator('#builds').getByRole('link', { name: runId }).waitFor();
+        await vpage.locator('#builds').getByTestId('kept-run').filter({ hasText: runId }).waitFor();
         assert.equal(await button(vpage).count(), 0);
       } finally {
         await viewer.close();
@@ -394,7 +394,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       await page.goto(`${w.dashboard.url}/`);
       const builds = page.locator('#builds');
       // The shadow build serves; the first run's build is kept.
-      await builds.getByRole('link', { name: runId }).waitFor();
+      await builds.getByTestId('kept-run').filter({ hasText: runId }).waitFor();
       await button(page).waitFor();
       assert.equal(await button(page).isEnabled(), true);
       page.once('dialog', (dialog) => void dialog.dismiss());
@@ -411,6 +411,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
         .getByTestId('build-history')
         .filter({ hasText: new RegExp(`^rollback → ${runId} by operator`) })
         .waitFor({ timeout: 30_000 });
+      await builds.getByTestId('serving-run').filter({ hasText: runId }).waitFor();
       const { rows } = await w.t.dbs.api.query<{ c: string }>(
         `SELECT obj_description('image'::regclass) AS c`,
       );

@@ -880,11 +880,12 @@ function runsTable(runs) {
 /**
  * A run id linking to its page, or a dash.
  * @param {string | null} id
+ * @param {string} [testId]
  */
-function runLink(id) {
+function runLink(id, testId) {
   return id === null
     ? h('span', { class: 'muted' }, '–')
-    : h('a', { href: `/runs/${encodeURIComponent(id)}`, class: 'mono' }, id);
+    : h('a', { href: `/runs/${encodeURIComponent(id)}`, class: 'mono', 'data-testid': testId }, id);
 }
 
 /**
@@ -898,13 +899,22 @@ function buildsTable(builds, canOperate) {
   const columns = [
     ['Media', (b) => b.media],
     ['Profile', (b) => b.profile],
-    ['Serving', (b) => [runLink(b.servingRun), h('div', { class: 'muted small mono' }, b.table)]],
+    [
+      'Serving',
+      (b) => [
+        runLink(b.servingRun, 'serving-run'),
+        h('div', { class: 'muted small mono' }, b.table),
+      ],
+    ],
     [
       'Kept for rollback',
       (b) =>
         b.keptRun === null
           ? h('span', { class: 'muted' }, 'nothing kept')
-          : [runLink(b.keptRun), h('div', { class: 'muted small mono' }, b.previousTable)],
+          : [
+              runLink(b.keptRun, 'kept-run'),
+              h('div', { class: 'muted small mono' }, b.previousTable),
+            ],
     ],
     [
       'History',
