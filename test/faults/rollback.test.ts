@@ -323,6 +323,53 @@ describe('a rollback behind a long reader of the live table', { timeout: 180_000
   });
 });
 
+describe('the media lock a rollback holds', { timeout: 60_000 }, () => {
+  let t: TestEnv;
+
+  before(async () => {
+    t = await createTestEnv({ FRESHET_MEDIA_FILE: mediaFile('alias') });
+  });
+
+  after(async () => {
+    await t?.close();
+  });
+
+  it('refuses a refresh and a second rollback while held; both go ahead after', async () => {
+    const deps = { api: t.dbs.api, es: t.es, media: t.media, config: t.config, queues: t.queues };
+    await t.store.withMediaLock(t.queues.prefix, 'clip', 'production', async () => {
+      await assert.rejects(
+        startRefresh(deps, { media: 'clip' }),
+        (err: Error) =>
+          err instanceof ConflictError &&
+          /^a rollback of clip \(production\) is in progress; start the refresh once it is done$/.test(
+            err.message,
+          ),
+      );
+      await assert.rejects(
+        rollbackMedia(deps, 'clip', undefined, 'test'),
+        (err: Error) =>
+          err instanceof ConflictError &&
+          /^another rollback of clip \(production\) is in progress/.test(err.message),
+      );
+      // Another profile is another lock.
+      await assert.rejects(
+        rollbackMedia(deps, 'clip', 'staging', 'test'),
+        /^ConflictError: nothing to roll back to for clip \(staging\)/,
+      );
+    });
+    const { rows } = await t.dbs.api.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM freshet.runs',
+    );
+    assert.equal(rows[0]?.n, 0, 'no run was recorded while the lock was held');
+    const runId = await startRefresh(deps, { media: 'clip' });
+    assert.equal((await t.store.getRun(runId)).status, 'queued');
+    await assert.rejects(
+      rollbackMedia(deps, 'clip', undefined, 'test'),
+      new RegExp(`run ${runId} of it is queued`),
+    );
+  });
+});
+
 describe('KEEP_PREVIOUS_BUILD=false', { timeout: 180_000 }, () => {
   let t: TestEnv;
   const file = mediaFile('alias');
