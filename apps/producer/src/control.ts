@@ -168,7 +168,7 @@ export interface RollbackResult {
   readonly indices: string[];
   /** `swap`: tables and aliases; `aliases`: an interrupted rollback finished (aliases only). */
   readonly kind: 'swap' | 'aliases';
-  /** How long the table swap waited for its locks (ms). */
+  /** How long the table swap took, its lock waits included (ms); 0 when only aliases moved. */
   readonly waitedMs: number;
 }
 
