@@ -375,6 +375,54 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
     },
   );
 
+  it(
+    'shows the live builds; the operator rolls back by clicking, the viewer has no button',
+    { timeout: STEP_MS },
+    async () => {
+      const button = (p: Page) => p.getByRole('button', { name: 'Roll back image (production)' });
+      const viewer = await (browser as Browser).newContext({
+        httpCredentials: { username: 'viewer', password: w.tokens.viewer },
+      });
+      try {
+        const vpage = await viewer.newPage();
+        await vpage.goto(`${w.dashboard.url}/`);
+        await vpage.locator('#builds').getByTestId('kept-run').filter({ hasText: runId }).waitFor();
+        assert.equal(await button(vpage).count(), 0);
+      } finally {
+        await viewer.close();
+      }
+      await page.goto(`${w.dashboard.url}/`);
+      const builds = page.locator('#builds');
+      // The shadow build serves; the first run's build is kept.
+      await builds.getByTestId('kept-run').filter({ hasText: runId }).waitFor();
+      await button(page).waitFor();
+      assert.equal(await button(page).isEnabled(), true);
+      page.once('dialog', (dialog) => void dialog.dismiss());
+      await button(page).click();
+      assert.equal(
+        (await w.t.dbs.api.query<{ c: string }>(`SELECT obj_description('image'::regclass) AS c`))
+          .rows[0]?.c === `freshet run ${runId}`,
+        false,
+        'a dismissed confirm changes nothing',
+      );
+      page.once('dialog', (dialog) => void dialog.accept());
+      await button(page).click();
+      await builds
+        .getByTestId('build-history')
+        .filter({ hasText: new RegExp(`^rollback → ${runId} by operator`) })
+        .waitFor({ timeout: 30_000 });
+      await builds.getByTestId('serving-run').filter({ hasText: runId }).waitFor();
+      const { rows } = await w.t.dbs.api.query<{ c: string }>(
+        `SELECT obj_description('image'::regclass) AS c`,
+      );
+      assert.equal(rows[0]?.c, `freshet run ${runId}`);
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-builds.png'),
+        fullPage: true,
+      });
+    },
+  );
+
   it('raised no script error and no blocked resource in the page', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -4,6 +4,7 @@ import { createEsClient, type EsClient } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { startSearchLoad, type SearchLoad } from '../helpers/live-reader.js';
 import {
   accounting,
   exactnessProblems,
@@ -26,9 +27,9 @@ describe('alias swaps under a constant search load', { timeout: 180_000 }, () =>
   let worker: WorkerApp;
   let searcher: EsClient;
   const builds: Accounting[] = [];
-  const answers = { main: [] as number[], filtered: [] as number[] };
-  const failures: string[] = [];
-  let searching = true;
+  let load: SearchLoad<'main' | 'filtered'> | undefined;
+  let answers: Record<'main' | 'filtered', number[]>;
+  let failures: string[];
 
   before(async () => {
     t = await createTestEnv({
@@ -48,33 +49,22 @@ describe('alias swaps under a constant search load', { timeout: 180_000 }, () =>
 
     await seedFaultTable(t.dbs.catalog, 'clip', 400);
     await refresh();
-    const load = (kind: 'main' | 'filtered', index: string) =>
-      (async () => {
-        while (searching) {
-          try {
-            const res = await searcher.search(
-              { index, size: 0, track_total_hits: true, query: { match_all: {} } },
-              { maxRetries: 0 },
-            );
-            const total = res.hits.total;
-            answers[kind].push(typeof total === 'number' ? total : (total?.value ?? -1));
-          } catch (err) {
-            failures.push(`${kind}: ${(err as Error).message}`);
-          }
-        }
-      })();
-    const loops = [load('main', alias), load('main', alias), load('filtered', `${alias}-filtered`)];
+    load = startSearchLoad(searcher, [
+      ['main', alias],
+      ['main', alias],
+      ['filtered', `${alias}-filtered`],
+    ]);
+    ({ answers, failures } = load);
     for (let i = 1; i < PROMOTIONS; i++) {
       // Each build differs in size, so an answer tells which build it came from.
       await seedFaultTable(t.dbs.catalog, 'clip', 50 * i, { from: 1000 * i });
       await refresh();
     }
-    searching = false;
-    await Promise.all(loops);
+    await load.stop();
   });
 
   after(async () => {
-    searching = false;
+    await load?.stop();
     await worker?.close();
     await searcher?.close();
     await t?.close();

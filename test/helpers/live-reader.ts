@@ -1,3 +1,4 @@
+import type { EsClient } from '@freshet/core';
 import pg from 'pg';
 
 /** A transaction that keeps an ACCESS SHARE lock on a table until released. */
@@ -96,6 +97,57 @@ export function startProbes(url: string, table: string, everyMs = 150): Probes {
       await Promise.all(inFlight);
       await pool.end();
       return record();
+    },
+  };
+}
+
+/** Searches running without pause, each loop against one index or alias. */
+export interface SearchLoad<K extends string> {
+  /** Hit counts answered, per kind of loop, in order. */
+  readonly answers: Record<K, number[]>;
+  /** Failed searches, as `<kind>: <message>`. */
+  readonly failures: string[];
+  /** Stops the loops and waits for their searches in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The search load of a public API: each of `loops` (a kind and the index or alias it searches)
+ * runs a `match_all` count again and again, one at a time, without retries, so a search that
+ * fails is seen failing. Failures are recorded, never thrown.
+ */
+export function startSearchLoad<K extends string>(
+  es: EsClient,
+  loops: readonly (readonly [K, string])[],
+): SearchLoad<K> {
+  const answers = Object.fromEntries(loops.map(([kind]) => [kind, [] as number[]])) as Record<
+    K,
+    number[]
+  >;
+  const failures: string[] = [];
+  let searching = true;
+  const running = loops.map(([kind, index]) =>
+    (async () => {
+      while (searching) {
+        try {
+          const res = await es.search(
+            { index, size: 0, track_total_hits: true, query: { match_all: {} } },
+            { maxRetries: 0 },
+          );
+          const total = res.hits.total;
+          answers[kind].push(typeof total === 'number' ? total : (total?.value ?? -1));
+        } catch (err) {
+          failures.push(`${kind}: ${(err as Error).message}`);
+        }
+      }
+    })(),
+  );
+  return {
+    answers,
+    failures,
+    async stop() {
+      searching = false;
+      await Promise.all(running);
     },
   };
 }

@@ -13,12 +13,14 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import {
+  aliasFilters,
   CHUNK_QUEUE,
   createProducerRedis,
   createQueues,
   RedisUnavailableError,
   getMedia,
   loadConfig,
+  nonSensitiveQuery,
   repoRoot,
   seedSynthetic,
   STAGE_QUEUE,
@@ -146,6 +148,7 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
       ['POST', `/api/runs/${id}/discard`, undefined],
       ['POST', '/api/runs', { media: 'image', dryRun: true }],
       ['POST', '/api/runs', { media: 'audio', shadow: true }],
+      ['POST', '/api/media/audio/rollback', undefined],
     ] as const,
     board: [
       ['PUT', '/queues/api/queues/pause'],
@@ -712,6 +715,97 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         ['start'],
       );
       await assertUntouched();
+    },
+  );
+
+  it(
+    'rolls back through the API: 409 when nothing is kept or a refresh is active, 200 for the operator',
+    { timeout: TEST_MS },
+    async () => {
+      const rollback = (media: string, json?: unknown) =>
+        w.request(`/api/media/${media}/rollback`, {
+          as: 'operator',
+          method: 'POST',
+          ...(json === undefined ? {} : { json }),
+        });
+      let res = await rollback('audio');
+      assert.equal(res.status, 409);
+      assert.match(await errorBody(res), /^nothing to roll back to for audio \(production\)/);
+      res = await rollback('image');
+      assert.equal(res.status, 409);
+      assert.match(
+        await errorBody(res),
+        new RegExp(`^cannot roll back image \\(production\\): run ${runId} of it is queued`),
+      );
+      res = await rollback('nope');
+      assert.equal(res.status, 400);
+      res = await rollback('audio', { profile: 'staging', force: true });
+      assert.equal(res.status, 400);
+      assert.match(await errorBody(res), /unknown field\(s\) "force"/);
+
+      // Two builds of audio as promotion leaves them: B live and on both aliases, A kept.
+      const [a, b] = ['20261201-100000-aaaa', '20261201-110000-bbbb'];
+      const base = `${w.t.config.ELASTICSEARCH_INDEX_PREFIX}audio`;
+      for (const [table, run] of [
+        ['audio', b],
+        ['audio_previous', a],
+      ] as const) {
+        await w.t.dbs.api.query(`CREATE TABLE ${table} (identifier uuid)`);
+        await w.t.dbs.api.query(`COMMENT ON TABLE ${table} IS 'freshet run ${run}'`);
+        await w.t.es.indices.create({
+          index: `${base}-${run}`,
+          mappings: { properties: { sensitive: { type: 'boolean' } } },
+        });
+      }
+      await w.t.es.indices.updateAliases({
+        actions: [
+          { add: { index: `${base}-${b}`, alias: base } },
+          {
+            add: { index: `${base}-${b}`, alias: `${base}-filtered`, filter: nonSensitiveQuery() },
+          },
+        ],
+      });
+      res = await rollback('audio', { profile: 'production' });
+      assert.equal(res.status, 200, await res.clone().text());
+      const body = (await res.json()) as { runId: string; replacedRunId: string };
+      assert.equal(body.runId, a);
+      assert.equal(body.replacedRunId, b);
+      const holders = async (alias: string) =>
+        (await aliasFilters(w.t.es, alias)).map((x) => [x.index, x.filter]);
+      assert.deepEqual(await holders(base), [[`${base}-${a}`, null]]);
+      assert.deepEqual(await holders(`${base}-filtered`), [[`${base}-${a}`, nonSensitiveQuery()]]);
+
+      // The viewer sees the builds and the history, and may not roll back.
+      const view = await w.request('/api/builds', { as: 'viewer' });
+      assert.equal(view.status, 200);
+      const { builds } = (await view.json()) as {
+        builds: {
+          media: string;
+          profile: string;
+          liveRun: string | null;
+          keptRun: string | null;
+          rollbackRefusal: string | null;
+          history: { action: string; run_id: string; actor: string }[];
+        }[];
+      };
+      const audio = builds.find((x) => x.media === 'audio' && x.profile === 'production');
+      assert.equal(audio?.liveRun, a);
+      assert.equal(audio?.keptRun, b);
+      assert.equal(audio?.rollbackRefusal, null);
+      assert.deepEqual(
+        audio?.history.map((h) => [h.action, h.run_id, h.actor]),
+        [['rollback', a, 'operator']],
+      );
+      const image = builds.find((x) => x.media === 'image' && x.profile === 'production');
+      assert.match(image?.rollbackRefusal ?? '', new RegExp(`run ${runId} of it is queued`));
+      assert.ok(
+        w.logs.some((l) => l.includes('"msg":"rolled back"') && l.includes('"actor":"operator"')),
+      );
+      // Put audio back as it was for the tests that follow.
+      res = await rollback('audio');
+      assert.equal(res.status, 200);
+      await w.t.es.indices.delete({ index: `${base}-${a},${base}-${b}` });
+      await w.t.dbs.api.query('DROP TABLE audio, audio_previous');
     },
   );
 

@@ -2,10 +2,12 @@ import express, { type Request, type Response, type Router } from 'express';
 import { profiles, runIdPattern, type Logger, type RedisWatch } from '@freshet/core';
 import {
   approveRun,
+  buildsView,
   cancelRun,
   discardRun,
   pauseRun,
   resumeRun,
+  rollbackMedia,
 } from '../../producer/src/control.js';
 import { planRefresh } from '../../producer/src/plan.js';
 import type { Producer } from '../../producer/src/producer.js';
@@ -229,6 +231,39 @@ export function createApi(deps: {
       res.json({ runId: id, status: run.status });
     });
   }
+
+  // The live and kept build of each media type, with what a rollback would do.
+  router.get('/builds', async (_req, res) => {
+    res.json({ builds: await buildsView(producer) });
+  });
+
+  // Rollback needs PostgreSQL and Elasticsearch only; 409 when it is refused.
+  router.post('/media/:media/rollback', operatorOnly, json, async (req, res) => {
+    const body: unknown = req.body ?? {};
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HttpError(400, 'send a JSON object like {"profile": "staging"}, or no body');
+    }
+    const { profile, ...rest } = body as Record<string, unknown>;
+    if (Object.keys(rest).length > 0) {
+      throw new HttpError(
+        400,
+        `unknown field(s) ${Object.keys(rest)
+          .map((k) => JSON.stringify(k))
+          .join(', ')}; expected profile`,
+      );
+    }
+    if (profile !== undefined && typeof profile !== 'string') {
+      throw new HttpError(400, `profile must be one of ${profiles.join(', ')}`);
+    }
+    const role = roleOf(res);
+    const result = await rollbackMedia(
+      { ...producer, logger },
+      String(req.params.media),
+      profile,
+      role,
+    );
+    res.json(result);
+  });
 
   router.post('/runs/:id/retry', operatorOnly, json, needsRedis, async (req, res) => {
     const id = runIdParam(req);

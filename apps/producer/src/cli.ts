@@ -7,6 +7,7 @@ import {
   closeOnSignal,
   createEsClient,
   createLogger,
+  createPool,
   formatLiveViews,
   liveViews,
   ensureRunStore,
@@ -24,6 +25,7 @@ import { openProducer, type Producer } from './producer.js';
 import { openRunWatch, waitForRun } from './progress.js';
 import { formatPlan, planRefresh } from './plan.js';
 import { retryRun, startRefresh } from './refresh.js';
+import { rollbackMedia, type RollbackResult } from './control.js';
 import { registerSeed } from './commands/seed.js';
 import { loadScheduleConfig } from './schedule/config.js';
 import { startScheduleDaemon } from './schedule/daemon.js';
@@ -84,6 +86,12 @@ async function followRun(config: Config, runId: string): Promise<void> {
     throw new UserError(`run ${runId} ended ${run.status}${run.error ? `: ${run.error}` : ''}`, 1);
   }
   process.stdout.write(`run ${runId} succeeded\n`);
+}
+
+/** One line saying what a rollback did. */
+export function formatRollback(r: RollbackResult): string {
+  const how = r.kind === 'aliases' ? ' (an interrupted rollback finished: aliases moved)' : '';
+  return `rolled back ${r.media} (${r.profile}): run ${r.runId} serves again (table ${r.table}, indices ${r.indices.join(', ')}); run ${r.replacedRunId} is kept, \`freshet rollback ${r.media}${r.profile === 'production' ? '' : ` --profile ${r.profile}`}\` goes back to it${how}`;
 }
 
 /** Builds the `freshet` command tree; nothing runs until `parseAsync`. */
@@ -188,6 +196,34 @@ export function buildCli(): Command {
         process.stdout.write(`retried ${jobs.length} job(s): ${jobs.join(', ')}\n`);
       });
       if (opts.wait) await followRun(config, runId);
+    });
+
+  program
+    .command('rollback')
+    .description(
+      'put the previous build of a media type back (its table and both aliases); a second rollback goes back',
+    )
+    .argument('<media>', 'media type (image, audio, ...)')
+    .option('--profile <profile>', 'production | staging', 'production')
+    .action(async (media: string, opts: { profile: string }) => {
+      const config = loadConfig();
+      // Only PostgreSQL and Elasticsearch: a rollback needs no Redis.
+      const api = createPool(config.API_DATABASE_URL, 'freshet-cli', 2);
+      const es = createEsClient(config);
+      try {
+        const deps = {
+          api,
+          es,
+          config,
+          media: loadMediaCatalog(config.FRESHET_MEDIA_FILE),
+          queues: { prefix: config.FRESHET_QUEUE_PREFIX },
+        };
+        process.stdout.write(
+          `${formatRollback(await rollbackMedia(deps, media, opts.profile, 'cli'))}\n`,
+        );
+      } finally {
+        await Promise.allSettled([api.end(), es.close()]);
+      }
     });
 
   program

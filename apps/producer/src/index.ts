@@ -12,6 +12,11 @@ export {
   cancelRun,
   approveRun,
   discardRun,
+  rollbackMedia,
+  buildsView,
+  type BuildDeps,
+  type BuildsView,
+  type RollbackResult,
   type ControlDeps,
 } from './control.js';
 export { planRefresh, formatPlan, type RefreshPlan } from './plan.js';

@@ -112,6 +112,12 @@ const schema = z.object({
   DASHBOARD_LOGIN_WINDOW_MS: positiveInt.default(60_000),
   FRESHET_ALLOW_DROP: bool.default(false),
   /**
+   * Keep the build a promotion replaces: its API table is renamed `<table>_previous` (an older
+   * one is dropped), beside its kept indices, so `freshet rollback` can put it back. false drops
+   * the replaced table (its indices are still kept), and then there is nothing to roll back to.
+   */
+  KEEP_PREVIOUS_BUILD: bool.default(true),
+  /**
    * The largest share (a fraction, default 0.01 = 1%) of a run's documents that Elasticsearch may
    * refuse for their content before finalize fails the run ahead of promotion. Each refused
    * document's row is rejected and counted (`es-refused:<type>`), so a few poison rows never

@@ -30,6 +30,8 @@ export interface RefreshNames {
   readonly tempTable: string;
   /** The table the live one becomes during the swap (dropped in the same transaction). */
   readonly oldTable: string;
+  /** The replaced live table, kept for rollback (KEEP_PREVIOUS_BUILD). */
+  readonly previousTable: string;
   /** Aliases moved at promotion. */
   readonly alias: string;
   readonly filteredAlias: string;
@@ -75,18 +77,50 @@ export function refreshNames(
     table: `${p}${def.downstreamTable}`,
     tempTable: `${p}temp_import_${def.name}`,
     oldTable: `${p}${def.downstreamTable}_old`,
+    previousTable: `${p}${def.downstreamTable}_previous`,
     alias,
     filteredAlias,
     filtered: def.filtered,
     index,
     filteredIndex,
     indices: filteredIndex === null ? [index] : [index, filteredIndex],
-    aliases: [
-      { alias, index },
-      filteredIndex === null
-        ? { alias: filteredAlias, index, filter: nonSensitiveQuery() }
-        : { alias: filteredAlias, index: filteredIndex },
-    ],
+    aliases: aliasTargets(alias, filteredAlias, index, filteredIndex),
     indexPattern: new RegExp(`^${base}-\\d{8}-\\d{6}-[0-9a-f]{4}(-filtered)?$`),
   };
+}
+
+/**
+ * Both aliases of a build as promotion (and rollback) puts them: the main alias on `index`, the
+ * filtered alias on `filteredIndex` (`index` mode) or, when it is null, on `index` with the
+ * filter (`alias` mode).
+ */
+export function aliasTargets(
+  alias: string,
+  filteredAlias: string,
+  index: string,
+  filteredIndex: string | null,
+): [AliasTarget, AliasTarget] {
+  return [
+    { alias, index },
+    filteredIndex === null
+      ? { alias: filteredAlias, index, filter: nonSensitiveQuery() }
+      : { alias: filteredAlias, index: filteredIndex },
+  ];
+}
+
+/** The comment promotion leaves on a table it built: it survives renames. */
+export function buildMarker(runId: string): string {
+  return `freshet run ${runId}`;
+}
+
+/** The run that built a table, from its comment (null: none, or not Freshet's). */
+export function runOfMarker(comment: string | null | undefined): string | null {
+  const m = /^freshet run (\d{8}-\d{6}-[0-9a-f]{4})$/.exec(comment ?? '');
+  return m?.[1] ?? null;
+}
+
+/** The run that made an index of Freshet's (its main or filtered index), or null. */
+export function runOfIndex(index: string | undefined): string | null {
+  const m = /-(\d{8}-\d{6}-[0-9a-f]{4})(-filtered)?$/.exec(index ?? '');
+  return m?.[1] ?? null;
 }

@@ -128,7 +128,48 @@ CREATE TABLE IF NOT EXISTS freshet.audit (
   detail jsonb,
   at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS freshet.promotions (
+  id bigserial PRIMARY KEY,
+  prefix text NOT NULL,
+  media text NOT NULL,
+  profile text NOT NULL,
+  action text NOT NULL CHECK (action IN ('promote', 'rollback')),
+  run_id text NOT NULL,
+  replaced_run_id text,
+  actor text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS promotions_media ON freshet.promotions (prefix, media, profile, id);
+CREATE UNIQUE INDEX IF NOT EXISTS promotions_once ON freshet.promotions (run_id)
+  WHERE action = 'promote';
 `;
+
+/**
+ * The advisory lock (class, then `hashtext` of prefix, media and profile) a rollback holds while
+ * it runs, and which a new run needs shared while it is recorded: no refresh starts during a
+ * rollback, and a rollback checks for an active run under it.
+ */
+const MEDIA_LOCK_CLASS = 74_665_001;
+const mediaLockName = (prefix: string, media: string, profile: Profile) =>
+  `${prefix}/${media}/${profile}`;
+
+/** How long a rollback waits for the media lock before saying another one is in progress. */
+const MEDIA_LOCK_WAIT_MS = 2_000;
+
+/** A change of the build serving a media type: a promotion, or a rollback. */
+export interface PromotionRow {
+  id: number;
+  prefix: string;
+  media: string;
+  profile: Profile;
+  action: 'promote' | 'rollback';
+  /** The run whose build serves after the change. */
+  run_id: string;
+  /** The run whose build served before it (kept for rollback when KEEP_PREVIOUS_BUILD). */
+  replaced_run_id: string | null;
+  actor: string;
+  at: Date;
+}
 
 /** Creates the run store schema if missing (serialised by an advisory lock). */
 export async function ensureRunStore(api: pg.Pool): Promise<void> {
@@ -210,12 +251,27 @@ export class RunStore {
     // Whether the insert was sent more than once: a first try may have committed unseen.
     let retried = false;
     try {
-      await this.write(
+      // Refused (no row) while a rollback of the media holds its lock.
+      const { rowCount } = await this.write(
         `INSERT INTO freshet.runs (id, prefix, media, profile, status, requested_by, plan)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6)`,
-        [run.id, run.prefix, run.media, run.profile, run.requestedBy ?? null, run.plan ?? null],
+         SELECT $1, $2, $3, $4, 'queued', $5, $6
+          WHERE pg_try_advisory_xact_lock_shared(${MEDIA_LOCK_CLASS}, hashtext($7))`,
+        [
+          run.id,
+          run.prefix,
+          run.media,
+          run.profile,
+          run.requestedBy ?? null,
+          run.plan ?? null,
+          mediaLockName(run.prefix, run.media, run.profile),
+        ],
         () => (retried = true),
       );
+      if (rowCount === 0) {
+        throw new ConflictError(
+          `a rollback of ${run.media} (${run.profile}) is in progress; start the refresh once it is done`,
+        );
+      }
     } catch (err) {
       const { code, constraint } = err as { code?: string; constraint?: string };
       if (code !== '23505') throw err;
@@ -232,6 +288,78 @@ export class RunStore {
     }
   }
 
+  /**
+   * Runs `fn` holding the media lock of `media`/`profile` (on a connection of its own, for as
+   * long as `fn` runs): no run of it can be recorded meanwhile. Throws {@link ConflictError} if
+   * another holder (a rollback) keeps it past a short wait.
+   */
+  async withMediaLock<T>(
+    prefix: string,
+    media: string,
+    profile: Profile,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const client = await this.db.connect();
+    const name = mediaLockName(prefix, media, profile);
+    let locked = false;
+    try {
+      await client.query(`SET lock_timeout = '${MEDIA_LOCK_WAIT_MS}ms'`);
+      try {
+        await client.query(`SELECT pg_advisory_lock(${MEDIA_LOCK_CLASS}, hashtext($1))`, [name]);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== '55P03') throw err;
+        throw new ConflictError(
+          `another rollback of ${media} (${profile}) is in progress; wait for it to end and look again`,
+          { cause: err },
+        );
+      }
+      locked = true;
+      await client.query('RESET lock_timeout');
+      return await fn();
+    } finally {
+      let healthy = true;
+      if (locked) {
+        await client
+          .query(`SELECT pg_advisory_unlock(${MEDIA_LOCK_CLASS}, hashtext($1))`, [name])
+          .catch(() => (healthy = false));
+      }
+      // A connection that could not unlock is closed: its lock goes with it.
+      client.release(!healthy);
+    }
+  }
+
+  /** Records a change of the build serving a media type (a promotion once per run). */
+  async recordPromotion(p: {
+    prefix: string;
+    media: string;
+    profile: Profile;
+    action: 'promote' | 'rollback';
+    runId: string;
+    replacedRunId: string | null;
+    actor: string;
+  }): Promise<void> {
+    await this.write(
+      `INSERT INTO freshet.promotions (prefix, media, profile, action, run_id, replaced_run_id, actor)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (run_id) WHERE action = 'promote' DO NOTHING`,
+      [p.prefix, p.media, p.profile, p.action, p.runId, p.replacedRunId, p.actor],
+    );
+  }
+
+  /** The latest changes of the serving build, newest first (one media/profile, or all). */
+  async listPromotions(
+    prefix: string,
+    opts: { media?: string; profile?: Profile; limit?: number } = {},
+  ): Promise<PromotionRow[]> {
+    const { rows } = await this.db.query<PromotionRow>(
+      `SELECT * FROM freshet.promotions WHERE prefix = $1
+         AND ($2::text IS NULL OR media = $2) AND ($3::text IS NULL OR profile = $3)
+       ORDER BY id DESC LIMIT $4`,
+      [prefix, opts.media ?? null, opts.profile ?? null, opts.limit ?? 20],
+    );
+    return rows;
+  }
+
   async activeRun(prefix: string, media: string, profile: Profile): Promise<RunRow | undefined> {
     const { rows } = await this.db.query<RunRow>(
       `SELECT * FROM freshet.runs WHERE prefix = $1 AND media = $2 AND profile = $3
@@ -239,6 +367,15 @@ export class RunStore {
       [prefix, media, profile, activeStatuses],
     );
     return rows[0];
+  }
+
+  /** Those of `ids` that are recorded runs. */
+  async existingRuns(ids: readonly string[]): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(
+      'SELECT id FROM freshet.runs WHERE id = ANY($1::text[])',
+      [[...ids]],
+    );
+    return rows.map((r) => r.id);
   }
 
   async getRun(id: string): Promise<RunRow> {

@@ -53,6 +53,11 @@
  *   jitter: string, offsetMs: number, overlap: string, conflictsWith: string[], enabled: boolean,
  *   next: UpcomingFire[], lastSlot: LastSlot | null }} Schedule
  * @typedef {{ file: string, now: string, schedules: Schedule[], problems: string[] }} SchedulesView
+ * @typedef {{ id: number, action: 'promote' | 'rollback', run_id: string,
+ *   replaced_run_id: string | null, actor: string, at: string }} PromotionLine
+ * @typedef {{ media: string, profile: string, table: string, previousTable: string,
+ *   liveRun: string | null, keptRun: string | null, servingRun: string | null,
+ *   rollbackRefusal: string | null, history: PromotionLine[] }} Builds
  * @typedef {string | number | Node | null | undefined | false} Child
  */
 
@@ -539,6 +544,7 @@ function renderRunsPage(session, main) {
       h('h2', { id: 'runs-title' }, 'Recent runs'),
       list,
     ),
+    panel('Live builds', 'builds', h('p', { class: 'muted' }, 'Loading builds…')),
     panel('Schedules', 'schedules', h('p', { class: 'muted' }, 'Loading schedules…')),
   );
   let schedulesAt = 0;
@@ -546,6 +552,8 @@ function renderRunsPage(session, main) {
     const { runs } = /** @type {{ runs: RunSummary[] }} */ (await api('/runs?limit=100'));
     flash(null);
     fill(list, runsTable(runs));
+    const { builds } = /** @type {{ builds: Builds[] }} */ (await api('/builds'));
+    fill(byId('builds'), buildsTable(builds, session.canOperate));
     if (Date.now() - schedulesAt >= schedulesPollMs) {
       const view = /** @type {SchedulesView} */ (await api('/schedules'));
       schedulesAt = Date.now();
@@ -867,6 +875,110 @@ function runsTable(runs) {
     runs,
     'No runs yet. Start one above, or with `freshet refresh <media>`.',
   );
+}
+
+/**
+ * A run id linking to its page, or a dash.
+ * @param {string | null} id
+ * @param {string} [testId]
+ */
+function runLink(id, testId) {
+  return id === null
+    ? h('span', { class: 'muted' }, '–')
+    : h('a', { href: `/runs/${encodeURIComponent(id)}`, class: 'mono', 'data-testid': testId }, id);
+}
+
+/**
+ * The build each media type serves, the one kept for rollback, the latest promotions and
+ * rollbacks, and (for the operator) a Roll back button, confirmed first.
+ * @param {Builds[]} builds
+ * @param {boolean} canOperate
+ */
+function buildsTable(builds, canOperate) {
+  /** @type {[string, (b: Builds) => Child | Child[], string?][]} */
+  const columns = [
+    ['Media', (b) => b.media],
+    ['Profile', (b) => b.profile],
+    [
+      'Serving',
+      (b) => [
+        runLink(b.servingRun, 'serving-run'),
+        h('div', { class: 'muted small mono' }, b.table),
+      ],
+    ],
+    [
+      'Kept for rollback',
+      (b) =>
+        b.keptRun === null
+          ? h('span', { class: 'muted' }, 'nothing kept')
+          : [
+              runLink(b.keptRun, 'kept-run'),
+              h('div', { class: 'muted small mono' }, b.previousTable),
+            ],
+    ],
+    [
+      'History',
+      (b) =>
+        b.history.length === 0
+          ? h('span', { class: 'muted' }, 'none yet')
+          : h(
+              'ul',
+              { class: 'history small' },
+              b.history
+                .slice(0, 3)
+                .map((p) =>
+                  h(
+                    'li',
+                    { 'data-testid': 'build-history' },
+                    `${p.action} → `,
+                    runLink(p.run_id),
+                    ` by ${p.actor} · `,
+                    timeEl(p.at),
+                  ),
+                ),
+            ),
+    ],
+  ];
+  if (canOperate) columns.push(['', (b) => rollbackButton(b)]);
+  return table('Live builds', columns, builds, 'No media type is promoted yet.');
+}
+
+/**
+ * @param {Builds} b
+ */
+function rollbackButton(b) {
+  const label = `Roll back ${b.media} (${b.profile})`;
+  const button = /** @type {HTMLButtonElement} */ (
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'danger',
+        'aria-label': label,
+        title: b.rollbackRefusal ?? `Serve run ${b.keptRun ?? ''} again`,
+        disabled: b.rollbackRefusal !== null,
+        onclick: async () => {
+          const ok = window.confirm(
+            `Roll back ${b.media} (${b.profile})? Run ${b.keptRun ?? ''} serves again (its table and both aliases); run ${b.servingRun ?? ''} is kept, so rolling back again returns to it.`,
+          );
+          if (!ok) return;
+          button.disabled = true;
+          try {
+            await api(`/media/${encodeURIComponent(b.media)}/rollback`, {
+              method: 'POST',
+              body: JSON.stringify({ profile: b.profile }),
+            });
+            flash(null);
+          } catch (err) {
+            flash(`Rollback failed: ${/** @type {Error} */ (err).message}`);
+          }
+          if (poller) poll(poller);
+        },
+      },
+      'Roll back',
+    )
+  );
+  return button;
 }
 
 // ---------------------------------------------------------------------------------------------

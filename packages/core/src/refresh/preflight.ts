@@ -1,6 +1,6 @@
 import { SENSITIVE_FIELD, type FilteredMode } from '../filtered-view.js';
 import { columnDefinitions, getMedia, type MediaDefinition } from '../media.js';
-import { refreshNames, type RefreshNames } from '../names.js';
+import { buildMarker, refreshNames, type RefreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
@@ -103,7 +103,7 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
   );
   await ctx.scope.query(
     ctx.dbs.api,
-    `COMMENT ON TABLE ${temp} IS ${literal(`freshet run ${data.runId}`)}`,
+    `COMMENT ON TABLE ${temp} IS ${literal(buildMarker(data.runId))}`,
   );
 
   for (const index of names.indices) await ensureIndex(ctx, index, def);
