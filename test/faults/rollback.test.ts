@@ -405,7 +405,7 @@ describe('KEEP_PREVIOUS_BUILD=false', { timeout: 180_000 }, () => {
         err instanceof ConflictError && /^nothing to roll back to for clip/.test(err.message),
     );
     const cli = await runCli(['rollback', 'clip'], t.env);
-    assert.equal(cli.code, 1);
+    assert.equal(cli.code, 3, 'refused: the action does not apply');
     assert.match(cli.stderr, /^freshet: nothing to roll back to for clip \(production\)/);
   });
 });

@@ -20,6 +20,7 @@ import {
   type Logger,
   type MediaCatalog,
   type Queues,
+  type StageName,
 } from '@freshet/core';
 import pg from 'pg';
 
@@ -57,6 +58,8 @@ export interface TestEnv {
   readonly logger: Logger;
   /** Waits for a run's final report job to complete (event-driven, no polling). */
   waitForRunEnd(runId: string, timeoutMs?: number): Promise<void>;
+  /** Waits for one stage job of a run to complete (event-driven, no polling). */
+  waitForStage(runId: string, stage: StageName, timeoutMs?: number): Promise<void>;
   /**
    * Resolves once the event stream's own connection is ready again after a Redis restart. A
    * test that restarts Redis awaits it before it ends: ioredis never ends a connection still
@@ -109,6 +112,11 @@ export async function createTestEnv(
   events.on('error', () => undefined);
   await events.waitUntilReady();
   const logger = createLogger(config);
+  const waitForStage = async (runId: string, stage: StageName, timeoutMs = 120_000) => {
+    const job = await Job.fromId(queues.stage, jobIds.stage(runId, stage));
+    if (!job) throw new Error(`run ${runId} has no ${stage} job`);
+    await job.waitUntilFinished(events, timeoutMs);
+  };
   return {
     id,
     env,
@@ -119,11 +127,8 @@ export async function createTestEnv(
     store: new RunStore(dbs.api),
     media: loadMediaCatalog(config.FRESHET_MEDIA_FILE),
     logger,
-    async waitForRunEnd(runId, timeoutMs = 120_000) {
-      const job = await Job.fromId(queues.stage, jobIds.stage(runId, 'report'));
-      if (!job) throw new Error(`run ${runId} has no report job`);
-      await job.waitUntilFinished(events, timeoutMs);
-    },
+    waitForRunEnd: (runId, timeoutMs) => waitForStage(runId, 'report', timeoutMs),
+    waitForStage,
     async reconnected() {
       const clients = [events.backend.client, events.backend.blockingClient];
       for (const pending of clients) {

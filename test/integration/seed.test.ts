@@ -1,7 +1,6 @@
 // `freshet seed` against the real PostgreSQL, in a scratch database created and dropped here:
 // the Openverse sample load and a 1,000,000-row synthetic load, checked for counts and dirt.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import {
   type MediaCatalog,
   type SeedReport,
 } from '@freshet/core';
+import { runCli as runProcess, type CliResult } from '../helpers/processes.js';
 
 const config = loadConfig();
 const media: MediaCatalog = loadMediaCatalog(config.FRESHET_MEDIA_FILE);
@@ -53,27 +53,13 @@ async function count(sql: string): Promise<number> {
 const tagElements = (table: string) =>
   `${table}, jsonb_array_elements(CASE WHEN jsonb_typeof(tags) = 'array' THEN tags ELSE '[]' END) AS t`;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the real CLI against the scratch database (`env` adds to or, when undefined, removes). */
 function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'scripts/freshet.mjs'), ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, CATALOG_DATABASE_URL: dbUrl, LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 120_000,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runProcess(args, {
+    ...process.env,
+    CATALOG_DATABASE_URL: dbUrl,
+    LOG_LEVEL: 'silent',
+    ...env,
   });
 }
 

@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import {
-  checkRedis,
   checkServices,
   closeOnSignal,
   createEsClient,
@@ -10,22 +9,22 @@ import {
   createPool,
   formatLiveViews,
   liveViews,
-  ensureRunStore,
   loadConfig,
   loadMediaCatalog,
   repoRoot,
-  RunStore,
   UserError,
   type Config,
   type RunRow,
 } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
 import { startDashboard } from '@freshet/dashboard';
-import { openProducer, type Producer } from './producer.js';
+import { positiveInt } from './options.js';
+import { withProducer } from './producer.js';
 import { openRunWatch, waitForRun } from './progress.js';
 import { formatPlan, planRefresh } from './plan.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { rollbackMedia, type RollbackResult } from './control.js';
+import { cliActor, registerRunCommands } from './commands/runs.js';
 import { registerSeed } from './commands/seed.js';
 import { loadScheduleConfig } from './schedule/config.js';
 import { startScheduleDaemon } from './schedule/daemon.js';
@@ -39,34 +38,12 @@ import {
   type WorkersOptions,
 } from './supervisor/index.js';
 
-/** Parses a positive integer option, with a message naming the option. */
-export function positiveInt(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) {
-      throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
-    }
-    return n;
-  };
-}
-
 interface RefreshOptions {
   profile: string;
   chunkSize?: number;
   wait?: boolean;
   dryRun?: boolean;
   shadow?: boolean;
-}
-
-async function withProducer(config: Config, fn: (p: Producer) => Promise<void>): Promise<void> {
-  // Fail fast with one clear line (wrong password, nothing listening) instead of waiting on Redis.
-  await checkRedis(config);
-  const producer = openProducer(config);
-  try {
-    await fn(producer);
-  } finally {
-    await producer.close();
-  }
 }
 
 /**
@@ -172,6 +149,7 @@ export function buildCli(): Command {
           profile: opts.profile,
           ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
           ...(opts.shadow ? { shadow: true } : {}),
+          requestedBy: cliActor(),
         };
         if (opts.dryRun) {
           process.stdout.write(formatPlan(await planRefresh(producer, request)));
@@ -192,7 +170,7 @@ export function buildCli(): Command {
     .action(async (runId: string, opts: { wait?: boolean }) => {
       const config = loadConfig();
       await withProducer(config, async (producer) => {
-        const jobs = await retryRun(producer, runId);
+        const jobs = await retryRun(producer, runId, cliActor());
         process.stdout.write(`retried ${jobs.length} job(s): ${jobs.join(', ')}\n`);
       });
       if (opts.wait) await followRun(config, runId);
@@ -219,32 +197,14 @@ export function buildCli(): Command {
           queues: { prefix: config.FRESHET_QUEUE_PREFIX },
         };
         process.stdout.write(
-          `${formatRollback(await rollbackMedia(deps, media, opts.profile, 'cli'))}\n`,
+          `${formatRollback(await rollbackMedia(deps, media, opts.profile, cliActor()))}\n`,
         );
       } finally {
         await Promise.allSettled([api.end(), es.close()]);
       }
     });
 
-  program
-    .command('runs')
-    .description('list recent runs')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      await withProducer(loadConfig(), async (producer) => {
-        await ensureRunStore(producer.api);
-        const runs = await new RunStore(producer.api).listRuns(producer.queues.prefix);
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
-          return;
-        }
-        for (const r of runs) {
-          process.stdout.write(
-            `${r.id}  ${r.media.padEnd(8)} ${r.profile.padEnd(10)} ${r.status.padEnd(10)} ${r.stage ?? ''}${r.error ? `  ${r.error}` : ''}\n`,
-          );
-        }
-      });
-    });
+  registerRunCommands(program, () => loadConfig());
 
   program
     .command('schedule')

@@ -1,5 +1,5 @@
 // Entry point of the `freshet` CLI: the only place that exits the process.
-import { maskSecrets } from '@freshet/core';
+import { ConflictError, maskSecrets, NotFoundError } from '@freshet/core';
 import { buildCli } from './cli.js';
 
 const program = buildCli();
@@ -9,5 +9,13 @@ try {
   const e = err as Error & { exitCode?: number };
   const silent = (err as { silent?: boolean }).silent === true;
   if (!silent) process.stderr.write(`freshet: ${maskSecrets(e.message)}\n`);
-  process.exitCode = typeof e.exitCode === 'number' ? e.exitCode : 1;
+  // 3: the action does not apply to the run as it is now; 4: no such run (or media type).
+  process.exitCode =
+    typeof e.exitCode === 'number'
+      ? e.exitCode
+      : err instanceof ConflictError
+        ? 3
+        : err instanceof NotFoundError
+          ? 4
+          : 1;
 }

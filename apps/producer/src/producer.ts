@@ -1,4 +1,5 @@
 import {
+  checkRedis,
   createEsClient,
   createPool,
   createProducerRedis,
@@ -43,4 +44,19 @@ export function openProducer(config: Config): Producer {
       await Promise.allSettled([api.end(), catalog.end(), es.close()]);
     },
   };
+}
+
+/** Runs `fn` with a producer, checking Redis answers first; closes the producer afterwards. */
+export async function withProducer(
+  config: Config,
+  fn: (p: Producer) => Promise<void>,
+): Promise<void> {
+  // Fail fast with one clear line (wrong password, nothing listening) instead of waiting on Redis.
+  await checkRedis(config);
+  const producer = openProducer(config);
+  try {
+    await fn(producer);
+  } finally {
+    await producer.close();
+  }
 }

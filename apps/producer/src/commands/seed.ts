@@ -15,7 +15,7 @@ import {
   type MediaDefinition,
   type SeedReport,
 } from '@freshet/core';
-import { positiveInt } from '../cli.js';
+import { positiveInt } from '../options.js';
 
 /** Options of `freshet seed`, as commander parses them. */
 interface SeedOptions {
