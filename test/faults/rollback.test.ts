@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import {
   ConflictError,
@@ -221,14 +222,14 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
     assert.deepEqual(history.map(brief).reverse(), [
       ['promote', runA, null, 'cli'],
       ['promote', runB, runA, 'cli'],
-      ['rollback', runA, runB, 'cli'],
+      ['rollback', runA, runB, `cli:${userInfo().username}`],
       ['rollback', runB, runA, 'test'],
     ]);
     const { rows } = await t.dbs.api.query<{ run_id: string; actor: string }>(
       `SELECT run_id, actor FROM freshet.audit WHERE action = 'rollback' ORDER BY id`,
     );
     assert.deepEqual(rows, [
-      { run_id: runA, actor: 'cli' },
+      { run_id: runA, actor: `cli:${userInfo().username}` },
       { run_id: runB, actor: 'test' },
     ]);
   });
