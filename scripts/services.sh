@@ -2,6 +2,8 @@
 # Makes sure the real services Freshet needs are up, idempotently:
 #   Redis (127.0.0.1:6379), PostgreSQL with the catalog and API databases, and a real single-node
 #   Elasticsearch from Maven Central's integ-test-zip distribution, cached between runs.
+# `cluster` starts a 3-node Elasticsearch cluster from the same distribution beside it (9201-9203);
+# `stop-cluster`, `start-cluster-node N`, `stop-cluster-node N` and `cluster-node-pid N` run it.
 # Prints what it started and where; fails with one clear line naming the missing piece.
 set -euo pipefail
 
@@ -264,7 +266,7 @@ ensure_cluster() {
   local i
   if curl -s -m 10 "http://127.0.0.1:$(node_port 1)/_cluster/health?wait_for_status=green&wait_for_nodes=$CLUSTER_NODES&timeout=1s" \
       2>/dev/null | grep -q '"status":"green"'; then
-    say "elasticsearch cluster already green at $(cluster_urls)"
+    say "elasticsearch cluster freshet-cluster already green: ELASTICSEARCH_URL=$(cluster_urls)"
     return 0
   fi
   # All at once: a node alone cannot elect a master, and each waits for the others to join.
@@ -287,6 +289,13 @@ stop_one_node() {
   stop_pidfile "cluster node $1" "$(node_dir "$1")/es.pid"
 }
 
+node_pid() {
+  check_node_number "${1:-}"
+  local pidfile
+  pidfile="$(node_dir "$1")/es.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then cat "$pidfile"; else echo none; fi
+}
+
 stop_cluster() {
   local i
   for i in $(seq 1 $CLUSTER_NODES); do stop_one_node "$i"; done
@@ -302,5 +311,6 @@ case "${1:-up}" in
   stop-cluster) stop_cluster ;;
   start-cluster-node) start_one_node "${2:-}" ;;
   stop-cluster-node) stop_one_node "${2:-}" ;;
-  *) die "unknown action '$1' (expected up, redis, postgres, elasticsearch, stop-elasticsearch, cluster, stop-cluster, start-cluster-node N or stop-cluster-node N)" ;;
+  cluster-node-pid) node_pid "${2:-}" ;;
+  *) die "unknown action '$1' (expected up, redis, postgres, elasticsearch, stop-elasticsearch, cluster, stop-cluster, start-cluster-node N, stop-cluster-node N or cluster-node-pid N)" ;;
 esac

@@ -40,10 +40,21 @@ export function createEsClient(config: Config): Client {
   });
 }
 
+/**
+ * Request options of a quick probe (health, stats): a short timeout, and no retry on the same
+ * node, but one try of each other node of the list, so one node down does not fail the probe.
+ */
+export function probeOptions(
+  client: Client,
+  requestTimeout = 5_000,
+): { requestTimeout: number; maxRetries: number } {
+  return { requestTimeout, maxRetries: Math.max(0, client.connectionPool.size - 1) };
+}
+
 /** Checks the cluster answers (cluster health: the test distribution has no `GET /`). */
 export async function checkElasticsearch(client: Client, url: string): Promise<void> {
   try {
-    await client.cluster.health({ timeout: '5s' }, { requestTimeout: 5_000, maxRetries: 0 });
+    await client.cluster.health({ timeout: '5s' }, probeOptions(client));
   } catch (err) {
     throw new Error(
       maskSecrets(

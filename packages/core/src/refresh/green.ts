@@ -32,8 +32,12 @@ export class GreenWaitError extends Error {
 }
 
 function describeHealth(h: IndicesHealth): string {
-  const delayed = h.delayedUnassignedShards > 0 ? ` (${h.delayedUnassignedShards} delayed)` : '';
-  return `${h.status}: ${h.unassignedShards} unassigned shards${delayed}, ${h.initializingShards} initializing, ${h.relocatingShards} relocating, ${h.activeShards} active, ${h.nodes} nodes`;
+  // Elasticsearch counts delayed shards over the whole cluster, not per index.
+  const delayed =
+    h.delayedUnassignedShards > 0
+      ? `; ${h.delayedUnassignedShards} shard copies in the cluster wait for a node that left (index.unassigned.node_left.delayed_timeout)`
+      : '';
+  return `${h.status}: ${h.unassignedShards} unassigned shards, ${h.initializingShards} initializing, ${h.relocatingShards} relocating, ${h.activeShards} active, ${h.nodes} nodes${delayed}`;
 }
 
 /**
