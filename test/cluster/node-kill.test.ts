@@ -1,26 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { waitUntil } from '../helpers/backends.js';
 import {
+  createClusterWorld,
   masterNode,
   perSourceCounts,
   runNames,
   shardCopies,
-  startCluster,
-  writeClusterMedia,
   type ClusterNode,
-  type EsCluster,
+  type ClusterWorld,
 } from '../helpers/cluster.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import type { TestEnv } from '../helpers/env.js';
 import {
   accounting,
   chunkDisagreements,
   exactnessProblems,
-  seedFaultTable,
-  startWorkerPool,
   waitForRunStatus,
-  type WorkerPool,
 } from '../helpers/faults.js';
 
 /**
@@ -37,19 +32,12 @@ describe(
   'an Elasticsearch node SIGKILLed mid-index on a 3-node cluster',
   { timeout: 900_000 },
   () => {
-    let cluster: EsCluster;
+    let w: ClusterWorld;
     let t: TestEnv;
-    let pool: WorkerPool;
-
-    const refresh = (media: string) =>
-      startRefresh(
-        { config: t.config, api: t.dbs.api, media: t.media, queues: t.queues },
-        { media },
-      );
 
     /** Starts a refresh of `media` and resolves with its run id once 4 chunks are indexed. */
     const midIndex = async (media: string) => {
-      const runId = await refresh(media);
+      const runId = await w.refresh(media);
       await waitUntil(
         async () => (await t.store.chunkProgress(runId)).indexed >= 4,
         `4 chunks of ${runId} indexed`,
@@ -72,34 +60,24 @@ describe(
     };
 
     before(async () => {
-      cluster = await startCluster();
-      t = await createTestEnv({
-        ELASTICSEARCH_URL: cluster.url,
-        FRESHET_MEDIA_FILE: writeClusterMedia({
-          pair: { table: 'pair', shards: 2 },
-          trio: { table: 'trio', shards: 3 },
-        }),
-        ELASTICSEARCH_REPLICAS: '1',
-        CHUNK_SIZE_ROWS: '100',
-        CHUNK_ATTEMPTS: '12',
-        CHUNK_BACKOFF_MS: '500',
-        INDEX_BULK_FLUSH_BYTES: '20000',
-        WORKER_CONCURRENCY: '2',
-        ADMISSION_RETRY_MS: '500',
-        ADMISSION_CACHE_MS: '0',
-        LOG_LEVEL: 'info',
-        ELASTICSEARCH_REQUEST_TIMEOUT_MS: '30000',
-      });
-      await seedFaultTable(t.dbs.catalog, 'pair', 4000);
-      await seedFaultTable(t.dbs.catalog, 'trio', 4000);
-      pool = startWorkerPool(t.env, 2);
-      await pool.ready();
+      w = await createClusterWorld(
+        {
+          pair: { table: 'pair', shards: 2, rows: 4000 },
+          trio: { table: 'trio', shards: 3, rows: 4000 },
+        },
+        {
+          CHUNK_SIZE_ROWS: '100',
+          CHUNK_ATTEMPTS: '12',
+          CHUNK_BACKOFF_MS: '500',
+          INDEX_BULK_FLUSH_BYTES: '20000',
+          ELASTICSEARCH_REQUEST_TIMEOUT_MS: '30000',
+        },
+      );
+      t = w.t;
     });
 
     after(async () => {
-      await pool?.close();
-      await t?.close();
-      await cluster?.ensureUp();
+      await w?.close();
     });
 
     it('a node holding none of the new index: bulks go on through the other nodes, the run completes exactly while it is down', async () => {
@@ -107,11 +85,11 @@ describe(
       const index = runNames(t, 'pair', runId).index;
       const holders = new Set((await shardCopies(t.es, index)).map((s) => s.node));
       const master = await masterNode(t.es);
-      const victim: ClusterNode | undefined = cluster.nodes.find(
+      const victim: ClusterNode | undefined = w.cluster.nodes.find(
         (n) => !holders.has(n.name) && n.name !== master,
       );
       // With 3 nodes and 2 shard copies one node holds none; it may be the master, then kill it all the same.
-      const target = victim ?? cluster.nodes.find((n) => !holders.has(n.name));
+      const target = victim ?? w.cluster.nodes.find((n) => !holders.has(n.name));
       assert.ok(target, `a node holds no copy of ${index}`);
       await target.kill();
       const run = await waitForRunStatus(t.store, runId, undefined, 300_000);
@@ -132,7 +110,7 @@ describe(
       const primaries = new Set(
         (await shardCopies(t.es, index)).filter((s) => s.primary).map((s) => s.node),
       );
-      const victim = cluster.nodes.find((n) => primaries.has(n.name) && n.name !== master);
+      const victim = w.cluster.nodes.find((n) => primaries.has(n.name) && n.name !== master);
       assert.ok(victim, `a non-master node holds a primary of ${index}`);
       await victim.kill();
 

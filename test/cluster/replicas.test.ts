@@ -1,28 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { aliasFilters } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { waitUntil } from '../helpers/backends.js';
 import {
+  createClusterWorld,
   masterNode,
   perSourceCounts,
   runNames,
   shardCopies,
-  startCluster,
-  writeClusterMedia,
-  type EsCluster,
+  type ClusterWorld,
 } from '../helpers/cluster.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import type { TestEnv } from '../helpers/env.js';
 import {
   accounting,
   chunkDisagreements,
   exactnessProblems,
   openCheckpoints,
-  seedFaultTable,
-  startWorkerPool,
   waitForRunStatus,
   type Checkpoints,
-  type WorkerPool,
 } from '../helpers/faults.js';
 
 /**
@@ -32,43 +27,25 @@ import {
  * all the while, and completes once the node is back.
  */
 describe('replicas and green before promotion on a 3-node cluster', { timeout: 900_000 }, () => {
-  let cluster: EsCluster;
+  let w: ClusterWorld;
   let t: TestEnv;
-  let pool: WorkerPool;
   let cp: Checkpoints | undefined;
   let runA = '';
 
   const health = async (index: string) => t.es.cluster.health({ index });
-  const refresh = () =>
-    startRefresh(
-      { config: t.config, api: t.dbs.api, media: t.media, queues: t.queues },
-      { media: 'clip' },
-    );
+  const refresh = () => w.refresh('clip');
 
   before(async () => {
-    cluster = await startCluster();
-    t = await createTestEnv({
-      ELASTICSEARCH_URL: cluster.url,
-      FRESHET_MEDIA_FILE: writeClusterMedia({ clip: { table: 'clip', shards: 3 } }),
-      ELASTICSEARCH_REPLICAS: '1',
-      CHUNK_SIZE_ROWS: '200',
-      INDEX_BULK_FLUSH_BYTES: '50000',
-      WORKER_CONCURRENCY: '2',
-      ADMISSION_RETRY_MS: '500',
-      ADMISSION_CACHE_MS: '0',
-      LOG_LEVEL: 'info',
-    });
-    await seedFaultTable(t.dbs.catalog, 'clip', 2000);
-    pool = startWorkerPool(t.env, 2);
-    await pool.ready();
+    w = await createClusterWorld(
+      { clip: { table: 'clip', shards: 3, rows: 2000 } },
+      { CHUNK_SIZE_ROWS: '200', INDEX_BULK_FLUSH_BYTES: '50000' },
+    );
+    t = w.t;
   });
 
   after(async () => {
     await cp?.close();
-    await pool?.close();
-    await t?.close();
-    // The next file finds every node up, whatever happened here.
-    await cluster?.ensureUp();
+    await w?.close();
   });
 
   it('a refresh with 3 primary shards and 1 replica ends green and exact, per source', async () => {
@@ -108,7 +85,7 @@ describe('replicas and green before promotion on a 3-node cluster', { timeout: 9
     // A node holding a copy of the new index, not the master (no election to wait for).
     const master = await masterNode(t.es);
     const holders = new Set((await shardCopies(t.es, namesB.index)).map((s) => s.node));
-    const victim = cluster.nodes.find((n) => n.name !== master && holders.has(n.name));
+    const victim = w.cluster.nodes.find((n) => n.name !== master && holders.has(n.name));
     assert.ok(victim, `a non-master node holds a copy of ${namesB.index}`);
     await victim.stop();
     // Its replicas stay unassigned (delayed_timeout 30m): the new index is yellow, not red.

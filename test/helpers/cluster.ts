@@ -1,7 +1,17 @@
 import { getMedia, refreshNames, type EsClient, type RefreshNames } from '@freshet/core';
+import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { waitUntil } from './backends.js';
-import type { TestEnv } from './env.js';
-import { alive, faultDefinition, faultMapping, runServices, writeFaultMedia } from './faults.js';
+import { createTestEnv, type TestEnv } from './env.js';
+import {
+  alive,
+  faultDefinition,
+  faultMapping,
+  runServices,
+  seedFaultTable,
+  startWorkerPool,
+  writeFaultMedia,
+  type WorkerPool,
+} from './faults.js';
 
 // ---------------------------------------------------------------------------------------------
 // The shared 3-node Elasticsearch cluster of `scripts/services.sh cluster` (9201-9203 by
@@ -179,4 +189,57 @@ export async function perSourceCounts(
     [...buckets].sort((a, b) => (a.key < b.key ? -1 : 1)).map((b) => [b.key, b.doc_count]),
   );
   return { seeded: byProvider(seeded.rows), table: byProvider(table.rows), docs };
+}
+
+/** A cluster test's world: the cluster, a test env on it, and worker processes. */
+export interface ClusterWorld {
+  readonly cluster: EsCluster;
+  readonly t: TestEnv;
+  readonly pool: WorkerPool;
+  /** Starts a production refresh of `media`; resolves with its run id. */
+  refresh(media: string): Promise<string>;
+  /** Stops the workers, removes the test's world, and starts any node a test left down. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts (or reuses) the cluster and builds a world on it: media types over fault tables of
+ * `rows` seeded rows each, with their primary shards, 1 replica restored at finalize, and two
+ * worker processes. `overrides`: more environment variables.
+ */
+export async function createClusterWorld(
+  types: Record<string, { table: string; shards: number; rows: number }>,
+  overrides: Record<string, string> = {},
+): Promise<ClusterWorld> {
+  const cluster = await startCluster();
+  const t = await createTestEnv({
+    ELASTICSEARCH_URL: cluster.url,
+    FRESHET_MEDIA_FILE: writeClusterMedia(types),
+    ELASTICSEARCH_REPLICAS: '1',
+    WORKER_CONCURRENCY: '2',
+    ADMISSION_RETRY_MS: '500',
+    ADMISSION_CACHE_MS: '0',
+    LOG_LEVEL: 'info',
+    ...overrides,
+  });
+  for (const { table, rows } of Object.values(types))
+    await seedFaultTable(t.dbs.catalog, table, rows);
+  const pool = startWorkerPool(t.env, 2);
+  await pool.ready();
+  return {
+    cluster,
+    t,
+    pool,
+    refresh: (media) =>
+      startRefresh(
+        { config: t.config, api: t.dbs.api, media: t.media, queues: t.queues },
+        { media },
+      ),
+    async close() {
+      await pool.close();
+      await t.close();
+      // The next file finds every node up, whatever happened here.
+      await cluster.ensureUp();
+    },
+  };
 }
