@@ -100,11 +100,9 @@ export async function waitForGreen(
       ctx.scope.check();
       const left = bound - (Date.now() - started);
       const asked = Date.now();
-      const health = await indicesHealth(
-        ctx,
-        indices,
-        Math.max(1000, Math.min(GREEN_POLL_MS, left)),
-      );
+      // The first answer comes at once, so a wait is shown as soon as it starts.
+      const pollMs = waiting === null ? 1000 : Math.max(1000, Math.min(GREEN_POLL_MS, left));
+      const health = await indicesHealth(ctx, indices, pollMs);
       if (health.status === 'green') {
         if (waiting !== null) {
           await ctx.store.setWaiting(runId, null);
@@ -118,7 +116,7 @@ export async function waitForGreen(
       const waited = Date.now() - started;
       if (waited >= bound) {
         throw new GreenWaitError(
-          `the new indices ${indices.join(', ')} are not green after ${waited} ms (${describeHealth(health)}): the cluster cannot place every copy of their shards (ELASTICSEARCH_REPLICAS=${ctx.config.ELASTICSEARCH_REPLICAS} replicas each, every replica on a node other than its primary's). Bring the missing nodes back or lower ELASTICSEARCH_REPLICAS, then retry the run (freshet retry ${runId}); GREEN_WAIT_MS (${ctx.config.GREEN_WAIT_MS} ms) is how long finalize waits`,
+          `the new indices ${indices.join(', ')} are not green after ${waited} ms (${describeHealth(health)}): copies of their shards are not placed yet (ELASTICSEARCH_REPLICAS=${ctx.config.ELASTICSEARCH_REPLICAS} replicas each, every one on a node other than its primary's: a node is missing, or copying takes longer than GREEN_WAIT_MS=${ctx.config.GREEN_WAIT_MS}). Bring the missing nodes back, lower ELASTICSEARCH_REPLICAS or raise GREEN_WAIT_MS, then retry the run (freshet retry ${runId})`,
           health,
         );
       }
