@@ -171,7 +171,11 @@ wait_es_health() {
       | grep -qE "\"status\":\"($ok)\"" ; do
     if [ $SECONDS -ge $deadline ]; then
       tail -n 20 "$data"/logs/*.log >&2 2>/dev/null || true
-      die "Elasticsearch on 127.0.0.1:$port did not report $want health in time (log: $data/logs)"
+      # Often a leftover index whose copies cannot all be placed (a test that died mid-way).
+      local unhealthy
+      unhealthy=$(curl -s -m 10 "http://127.0.0.1:$port/_cat/indices?health=yellow,red&h=health,index,rep" 2>/dev/null \
+        | tr '\n' ';' || true)
+      die "Elasticsearch on 127.0.0.1:$port did not report $want health in time (log: $data/logs)${unhealthy:+; indices not green: $unhealthy delete leftovers with curl -XDELETE http://127.0.0.1:$port/<index>}"
     fi
     if [ -f "$data/es.pid" ] && ! kill -0 "$(cat "$data/es.pid")" 2>/dev/null; then
       tail -n 20 "$data"/logs/*.log >&2 2>/dev/null || true

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { aliasFilters } from '@freshet/core';
 import { waitUntil } from '../helpers/backends.js';
 import { createClusterWorld, runNames, type ClusterWorld } from '../helpers/cluster.js';
-import { waitForRunStatus } from '../helpers/faults.js';
+import { endStatuses, waitForRunStatus } from '../helpers/faults.js';
 
 /**
  * More replicas than the cluster can place (3 replicas need 4 nodes): finalize restores them,
@@ -25,7 +25,7 @@ describe('finalize waits for green, bounded by GREEN_WAIT_MS', { timeout: 600_00
       async () => {
         const run = await w.t.store.getRun(runId);
         reason = run.waiting_reason ?? '';
-        return reason.startsWith('finalize waits') || run.status !== 'running';
+        return reason.startsWith('finalize waits') || endStatuses.includes(run.status as never);
       },
       'finalize waits for green',
       240_000,
