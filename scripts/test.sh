@@ -15,4 +15,5 @@ fi
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check
-bash scripts/run-tests.sh test/unit test/integration test/browser test/faults
+# test/cluster starts the 3-node cluster itself (services.sh cluster, once; its files reuse it).
+bash scripts/run-tests.sh test/unit test/integration test/browser test/faults test/cluster

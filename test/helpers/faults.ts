@@ -153,7 +153,29 @@ export interface EsNode {
   remove(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
+/**
+ * Runs `scripts/services.sh <args>` and resolves with what it printed; rejects with `failure`
+ * and the output when it exits non-zero.
+ */
+export async function runServices(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  failure = `services.sh ${args.join(' ')} failed`,
+): Promise<string> {
+  const child = spawn('bash', [path.join(repoRoot, 'scripts/services.sh'), ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`${failure}:\n${out}`);
+  return out;
+}
+
+/** Whether a process with this pid exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -192,15 +214,7 @@ export async function startEsNode(settings: string[] = []): Promise<EsNode> {
     port,
     url: `http://127.0.0.1:${port}`,
     async start() {
-      const child = spawn('bash', [path.join(repoRoot, 'scripts/services.sh'), 'elasticsearch'], {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const [code] = (await once(child, 'exit')) as [number | null];
-      if (code !== 0) throw new Error(`Elasticsearch on port ${port} did not start:\n${out}`);
+      await runServices(['elasticsearch'], env, `Elasticsearch on port ${port} did not start`);
     },
     async stop() {
       const p = pid();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../packages/core/src/config.js';
+import { elasticsearchNodes } from '../../packages/core/src/elasticsearch.js';
 
 /** The ConfigError that loading `env` throws. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -67,7 +68,7 @@ void describe('loadConfig', () => {
   void it('names a malformed URL, the value seen and the expected form', () => {
     const err = configError({ ELASTICSEARCH_URL: 'not-a-url' });
     assert.deepEqual(err.problems, [
-      'ELASTICSEARCH_URL must be a URL like http://127.0.0.1:9200, got "not-a-url"',
+      'ELASTICSEARCH_URL must be a URL like http://127.0.0.1:9200, or several nodes separated by commas (http://es1:9200,http://es2:9200), got "not-a-url"',
     ]);
     assert.equal(err.name, 'ConfigError');
     assert.match(err.message, /^invalid configuration: ELASTICSEARCH_URL must be a URL like/);
@@ -81,7 +82,10 @@ void describe('loadConfig', () => {
         'postgres://user@host:5432/freshet_catalog',
       ],
       API_DATABASE_URL: ['redis://127.0.0.1:6379', 'postgres://user@host:5432/freshet_api'],
-      ELASTICSEARCH_URL: ['ftp://127.0.0.1:9200', 'http://127.0.0.1:9200'],
+      ELASTICSEARCH_URL: [
+        'ftp://127.0.0.1:9200',
+        'http://127.0.0.1:9200, or several nodes separated by commas (http://es1:9200,http://es2:9200)',
+      ],
     };
     for (const [setting, [value, form]] of Object.entries(cases)) {
       const [problem] = configError({ [setting]: value }).problems;
@@ -98,6 +102,34 @@ void describe('loadConfig', () => {
     assert.equal(config.REDIS_URL, 'rediss://:pw@redis.example:6380');
     assert.equal(config.CATALOG_DATABASE_URL, 'postgresql://u:p@db.example/catalog');
     assert.equal(config.ELASTICSEARCH_URL, 'https://es.example:9243');
+  });
+
+  void it('takes several Elasticsearch nodes separated by commas, each an http(s) URL', () => {
+    const config = loadConfig({
+      ELASTICSEARCH_URL: 'http://127.0.0.1:9201, https://u:p,w@es2.example:9243 ,http://es3:9200',
+    });
+    assert.deepEqual(elasticsearchNodes(config), [
+      'http://127.0.0.1:9201',
+      'https://u:p,w@es2.example:9243',
+      'http://es3:9200',
+    ]);
+    assert.deepEqual(elasticsearchNodes(loadConfig({})), ['http://127.0.0.1:9200']);
+    for (const bad of [
+      'http://es1:9200,ftp://es2:9200',
+      'http://es1:9200,,http://es2:9200',
+      'http://es1:9200,',
+      'http://es1:9200,es2:9200',
+    ]) {
+      const [problem] = configError({ ELASTICSEARCH_URL: bad }).problems;
+      assert.match(problem ?? '', /^ELASTICSEARCH_URL must be a URL like .* separated by commas/);
+    }
+  });
+
+  void it('masks the password of each node in a rejected list, and keeps each host', () => {
+    const [problem] = configError({
+      ELASTICSEARCH_URL: 'http://elastic:pw1@es1:9200,ftp://elastic:pw2@es2:9200',
+    }).problems;
+    assert.ok(problem?.endsWith('got "http://elastic:***@es1:9200,ftp://elastic:***@es2:9200"'));
   });
 
   void it('lists every bad variable in one error', () => {

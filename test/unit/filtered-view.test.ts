@@ -109,4 +109,23 @@ describe('names and bodies follow the mode', () => {
       false,
     );
   });
+
+  it("primary shards: the mapping file's by default, the definition's shards when set", () => {
+    const settingsOf = (def: MediaDefinition) =>
+      (
+        buildIndexBody(def) as {
+          settings: Record<string, unknown> & { index: Record<string, unknown> };
+        }
+      ).settings;
+    assert.equal(settingsOf(image()).index.number_of_shards, 1);
+    const three = settingsOf(image({ shards: 3 }));
+    assert.equal(three.index.number_of_shards, 3);
+    assert.equal(three.index.number_of_replicas, 0);
+    for (const shards of [0, 1.5, 2000, '3']) {
+      assert.throws(
+        () => image({ shards }),
+        /media type image is invalid: shards: must be a whole number of primary shards from 1 to 1024, like 3/,
+      );
+    }
+  });
 });

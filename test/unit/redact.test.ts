@@ -82,6 +82,15 @@ void describe('maskSecrets', () => {
     );
   });
 
+  void it('masks each URL of a comma-separated list of nodes on its own', () => {
+    assert.equal(
+      maskSecrets(`http://elastic:${secret}@es1:9200,https://elastic:${secret}@es2:9243`),
+      'http://elastic:***@es1:9200,https://elastic:***@es2:9243',
+    );
+    // A comma inside a password does not start another URL: the password is masked whole.
+    assert.equal(maskSecrets(`http://elastic:a,${secret}@es1:9200`), 'http://elastic:***@es1:9200');
+  });
+
   void it('leaves URLs without secrets as they are', () => {
     for (const url of [
       'redis://127.0.0.1:6379',

@@ -1,6 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import type pg from 'pg';
 import type { Config } from './config.js';
+import { probeOptions } from './elasticsearch.js';
 
 /** The outcome of a headroom check: admitted, or the reason the work must wait. */
 export type Admission = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -29,17 +30,14 @@ export class AdmissionControl {
 
   private async evaluate(): Promise<Admission> {
     try {
-      const health = await this.es.cluster.health({}, { requestTimeout: 5000, maxRetries: 0 });
+      const health = await this.es.cluster.health({}, probeOptions(this.es));
       if (health.status === 'red') {
         return {
           ok: false,
           reason: `Elasticsearch cluster health is red (${health.unassigned_primary_shards ?? '?'} unassigned primary shards)`,
         };
       }
-      const stats = await this.es.nodes.stats(
-        { metric: 'fs' },
-        { requestTimeout: 5000, maxRetries: 0 },
-      );
+      const stats = await this.es.nodes.stats({ metric: 'fs' }, probeOptions(this.es));
       for (const [id, node] of Object.entries(stats.nodes)) {
         const free = node.fs?.total?.available_in_bytes;
         if (typeof free === 'number' && free < this.config.ADMISSION_ES_MIN_FREE_DISK_BYTES) {

@@ -18,6 +18,34 @@ const url = (protocols: string[], example: string) =>
     { message: `must be a URL like ${example}` },
   );
 
+/** Splits a list of URLs at each comma that starts another URL (a password may hold a comma). */
+export function splitUrlList(value: string): string[] {
+  return value
+    .split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i)
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+/** One URL, or several separated by commas, each of one of `protocols`. */
+const urlList = (protocols: string[], example: string) =>
+  z.string().refine(
+    (value) => {
+      const parts = splitUrlList(value);
+      return (
+        parts.length > 0 &&
+        value.split(',').every((part) => part.trim() !== '') &&
+        parts.every((part) => {
+          try {
+            return protocols.includes(new URL(part).protocol);
+          } catch {
+            return false;
+          }
+        })
+      );
+    },
+    { message: `must be a URL like ${example}` },
+  );
+
 const positiveInt = z.coerce
   .number({ message: 'must be a positive integer' })
   .int({ message: 'must be a positive integer' })
@@ -55,9 +83,15 @@ const schema = z.object({
     ['postgres:', 'postgresql:'],
     'postgres://user@host:5432/freshet_api',
   ).default('postgres://postgres@127.0.0.1:5432/freshet_api'),
-  ELASTICSEARCH_URL: url(['http:', 'https:'], 'http://127.0.0.1:9200').default(
-    'http://127.0.0.1:9200',
-  ),
+  /**
+   * The Elasticsearch node, or several nodes of one cluster separated by commas
+   * (`http://es1:9200,http://es2:9200`): requests are spread over them, and a node that is down
+   * is skipped until it answers again.
+   */
+  ELASTICSEARCH_URL: urlList(
+    ['http:', 'https:'],
+    'http://127.0.0.1:9200, or several nodes separated by commas (http://es1:9200,http://es2:9200)',
+  ).default('http://127.0.0.1:9200'),
   ELASTICSEARCH_INDEX_PREFIX: z
     .string()
     .regex(/^([a-z0-9][a-z0-9_-]{0,30}-)?$/, {
@@ -69,7 +103,14 @@ const schema = z.object({
   ELASTICSEARCH_API_KEY: z.string().optional(),
   ELASTICSEARCH_CA_FILE: z.string().optional(),
   ELASTICSEARCH_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
+  /** Replicas each new index gets back at finalize (it is built with none). */
   ELASTICSEARCH_REPLICAS: nonNegativeInt.default(0),
+  /**
+   * How long finalize waits (ms) for the new indices to be green once their replicas are
+   * restored, before the attempt fails (the run is blocked; retry it once the cluster has the
+   * nodes). Default 1 hour: a large index's replicas take a while to copy.
+   */
+  GREEN_WAIT_MS: positiveInt.default(3600_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   FRESHET_MEDIA_FILE: z.string().default(path.join(repoRoot, 'packages/core/media/media.json')),
   SENSITIVE_TERMS_FILE: z

@@ -24,6 +24,7 @@ export * from './refresh/rejected.js';
 export * from './refresh/bulk.js';
 export * from './refresh/copy-binary.js';
 export * from './refresh/finalize.js';
+export * from './refresh/green.js';
 export * from './refresh/promote.js';
 export * from './refresh/table-swap.js';
 export * from './refresh/report.js';

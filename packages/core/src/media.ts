@@ -93,6 +93,16 @@ const mediaSchema = z
       })
       .default('alias'),
     chunkSizeRows: z.number().int().positive().default(100_000),
+    /**
+     * Primary shards of each new index (1-1024). Absent: the mapping file's `number_of_shards`
+     * (1 in the shipped mappings). Replicas come from ELASTICSEARCH_REPLICAS, at finalize.
+     */
+    shards: z
+      .number({ error: 'must be a whole number of primary shards from 1 to 1024, like 3' })
+      .int({ error: 'must be a whole number of primary shards from 1 to 1024, like 3' })
+      .min(1, { error: 'must be a whole number of primary shards from 1 to 1024, like 3' })
+      .max(1024, { error: 'must be a whole number of primary shards from 1 to 1024, like 3' })
+      .optional(),
   })
   .strict();
 

@@ -11,9 +11,11 @@ const secretParam = /pass|pwd|token|secret|key|auth|sig|credential/i;
 
 /**
  * A URL in a text: a scheme (or none: `://user:pw@host` is still someone's password), `//`,
- * then everything up to whitespace, a quote or a bracket.
+ * then everything up to whitespace, a quote, a bracket or a comma that starts another URL (a
+ * list of nodes: each is masked on its own, so each still says where).
  */
-const urlInText = /(?:\b[a-z][a-z0-9+.-]*:)?\/\/[^\s"'<>()[\]{}`]*/gi;
+const urlInText =
+  /(?:\b[a-z][a-z0-9+.-]*:)?\/\/(?:(?!,\s*[a-z][a-z0-9+.-]*:\/\/)[^\s"'<>()[\]{}`])*/gi;
 
 function decoded(name: string): string {
   try {

@@ -5,6 +5,7 @@ import { refreshNames } from '../names.js';
 import type { RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
+import { waitForGreen } from './green.js';
 
 export interface FinalizeResult {
   readonly filtered: FilteredMode;
@@ -45,7 +46,8 @@ export class VerificationError extends UnrecoverableError {
 }
 
 /**
- * Restores refresh and replicas on the new indices, refreshes them and verifies the counts exactly:
+ * Restores refresh and replicas on the new indices, waits (up to GREEN_WAIT_MS) until they are
+ * green, refreshes them and verifies the counts exactly:
  * documents == temp table rows == rows the chunks wrote; documents of the main index with
  * `sensitive: false` (what the filtered alias shows in `alias` mode) == rows the chunks found
  * without sensitive terms, and in `index` mode the filtered index's documents too; that an empty build does not replace a live table with rows (unless
@@ -63,12 +65,13 @@ export async function runFinalize(ctx: JobContext, data: RunJobData): Promise<Fi
       index: { refresh_interval: null, number_of_replicas: ctx.config.ELASTICSEARCH_REPLICAS },
     } as unknown as Record<string, never>,
   });
-  await ctx.es.indices.refresh({ index: indices.join(',') });
-  await ctx.es.cluster.health({
-    index: indices.join(','),
-    wait_for_status: 'yellow',
-    timeout: '60s',
+  // Every copy placed before anything is verified or promoted: with replicas restored that is
+  // their copying done, with none it is every primary started.
+  await waitForGreen(ctx, data.runId, indices, {
+    stage: 'finalize',
+    boundMs: ctx.config.GREEN_WAIT_MS,
   });
+  await ctx.es.indices.refresh({ index: indices.join(',') });
 
   // The table is counted here; what each chunk wrote without sensitive terms, the chunks counted
   // as they built the documents (PostgreSQL reads no row twice). Duplicate keys cannot reach the

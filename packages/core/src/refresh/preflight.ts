@@ -49,7 +49,8 @@ export async function countsPerSource(
 
 /**
  * Index body for a new build: the mapping file, with replicas 0 and refresh off for bulk loading,
- * and the boolean `sensitive` field every document carries (the mapping may be `dynamic: strict`).
+ * the definition's primary shards (if it sets them), and the boolean `sensitive` field every
+ * document carries (the mapping may be `dynamic: strict`).
  */
 export function buildIndexBody(def: MediaDefinition): Record<string, unknown> {
   const body = structuredClone(def.mappingBody) as {
@@ -57,7 +58,19 @@ export function buildIndexBody(def: MediaDefinition): Record<string, unknown> {
     mappings?: { properties?: Record<string, unknown> } & Record<string, unknown>;
   };
   const settings = body.settings ?? {};
-  settings.index = { ...(settings.index ?? {}), number_of_replicas: 0, refresh_interval: '-1' };
+  const shards: Record<string, unknown> = {};
+  if (def.shards !== undefined) {
+    // The definition wins over the mapping file, whichever form the file spells the setting in.
+    delete settings.number_of_shards;
+    delete settings['index.number_of_shards'];
+    shards.number_of_shards = def.shards;
+  }
+  settings.index = {
+    ...(settings.index ?? {}),
+    ...shards,
+    number_of_replicas: 0,
+    refresh_interval: '-1',
+  };
   const mappings = body.mappings ?? {};
   mappings.properties = { ...(mappings.properties ?? {}), [SENSITIVE_FIELD]: { type: 'boolean' } };
   return { ...body, settings, mappings };

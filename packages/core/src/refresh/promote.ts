@@ -11,6 +11,7 @@ import {
 import { jobIds, type RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
+import { waitForGreen } from './green.js';
 import { buildIndexName } from './preflight.js';
 import { swapUnderShortLocks } from './table-swap.js';
 
@@ -146,8 +147,9 @@ export async function swapAliases(es: Client, targets: readonly AliasTarget[]): 
 }
 
 /**
- * Promotion: builds the temp table's indexes (idempotently), swaps it with the live table in one
- * transaction, moves both aliases at once (as the media's `filtered` mode says), keeps the
+ * Promotion: builds the temp table's indexes (idempotently), waits while the new indices are not
+ * green (within the attempt's deadline; checked again right before the aliases move), swaps the
+ * temp table with the live table in one transaction, moves both aliases at once (as the media's `filtered` mode says), keeps the
  * previous indices for rollback and deletes older ones. A retry after a partial promotion picks
  * up where it stopped.
  */
@@ -177,6 +179,8 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
       `DROP INDEX IF EXISTS ${ident(buildIndexName(names.tempTable))}`,
     );
     await ctx.scope.query(ctx.dbs.api, `ANALYZE ${temp}`);
+    // The table and the aliases move together: neither while the new indices are not green.
+    await waitForGreen(ctx, data.runId, names.indices, { stage: 'promote' });
     // The statements above lock only the temp table, which no query of the API reads; the swap
     // is the one that locks the live table.
     await swapTables(ctx, data.runId, names, ctx.config.KEEP_PREVIOUS_BUILD);
@@ -187,6 +191,8 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
     );
   }
 
+  // Never an alias on an index that is not green (a node may have left since the table swap).
+  await waitForGreen(ctx, data.runId, names.indices, { stage: 'promote' });
   const previous = await swapAliases(ctx.es, names.aliases);
 
   // Keep the new build and the one it replaced (one index or two, whichever mode each was built
