@@ -234,6 +234,28 @@ describe('rollback in one command', { timeout: 300_000 }, () => {
     ]);
   });
 
+  it('refuses while the kept build is not green; nothing changes', async () => {
+    // One node cannot place a replica: the kept build (A) turns yellow.
+    const kept = `${t.config.ELASTICSEARCH_INDEX_PREFIX}clip-${runA}*`;
+    await t.es.indices.putSettings({ index: kept, settings: { index: { number_of_replicas: 1 } } });
+    try {
+      await assert.rejects(
+        rollbackMedia(deps(), 'clip', 'production', 'test'),
+        (err: Error) =>
+          err instanceof ConflictError &&
+          /^cannot roll back clip \(production\): the kept build's indices .* are not green \(yellow: \d+ unassigned shards/.test(
+            err.message,
+          ),
+      );
+      assert.deepEqual(await served(t), afterSecond, 'still build B, table and aliases');
+    } finally {
+      await t.es.indices.putSettings({
+        index: kept,
+        settings: { index: { number_of_replicas: 0 } },
+      });
+    }
+  });
+
   it(
     'refuses while a refresh is active; the next promotion keeps B and deletes A',
     { timeout: 120_000 },

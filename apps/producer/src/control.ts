@@ -1,5 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import {
+  describeHealth,
+  indicesHealth,
   ConflictError,
   ensureRunStore,
   getMedia,
@@ -174,6 +176,8 @@ export interface RollbackResult {
 
 /** How long a rollback's table swap keeps retrying its locks before it gives up (ms). */
 export const ROLLBACK_LOCK_WAIT_MS = 120_000;
+/** How long a rollback waits for the kept build's indices to be green before it refuses (ms). */
+const ROLLBACK_GREEN_WAIT_MS = 10_000;
 
 /**
  * Puts the kept build of `media` back: `<table>` and `<table>_previous` trade places in one
@@ -210,6 +214,14 @@ export async function rollbackMedia(
     const plan = planRollback(builds);
     if (plan.kind === 'refused') throw new ConflictError(plan.reason);
     const names = refreshNames(def, profile, plan.toRun, deps.config.ELASTICSEARCH_INDEX_PREFIX);
+    // As promotion: never an alias onto an index that is not green (a node is missing).
+    const keptIndices = [...new Set(plan.targets.map((t) => t.index))];
+    const health = await indicesHealth(deps.es, keptIndices, ROLLBACK_GREEN_WAIT_MS);
+    if (health.status !== 'green') {
+      throw new ConflictError(
+        `cannot roll back ${def.name} (${profile}): the kept build's indices ${keptIndices.join(', ')} are not green (${describeHealth(health)}); nothing was changed; roll back once the cluster has its nodes back`,
+      );
+    }
     const log = (level: string, msg: string, fields: Record<string, unknown>) =>
       logToRuns(store, [plan.toRun, plan.fromRun], level, msg, fields);
     let waitedMs = 0;

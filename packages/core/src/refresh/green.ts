@@ -1,3 +1,4 @@
+import type { EsClient } from '../elasticsearch.js';
 import { jobIds, type StageName } from '../queues.js';
 import { abortableDelay } from '../transient.js';
 import type { JobContext } from './context.js';
@@ -31,7 +32,7 @@ export class GreenWaitError extends Error {
   }
 }
 
-function describeHealth(h: IndicesHealth): string {
+export function describeHealth(h: IndicesHealth): string {
   // Elasticsearch counts delayed shards over the whole cluster, not per index.
   const delayed =
     h.delayedUnassignedShards > 0
@@ -44,18 +45,19 @@ function describeHealth(h: IndicesHealth): string {
  * Cluster health of `indices`, waiting on the server up to `waitMs` for them to be green (a
  * 408 answer, the wait timing out, is an answer like any other).
  */
-async function indicesHealth(
-  ctx: JobContext,
+export async function indicesHealth(
+  es: EsClient,
   indices: readonly string[],
   waitMs: number,
+  signal?: AbortSignal,
 ): Promise<IndicesHealth> {
-  const h = await ctx.es.cluster.health(
+  const h = await es.cluster.health(
     {
       index: indices.join(','),
       wait_for_status: 'green',
       timeout: `${Math.max(1, Math.round(waitMs / 1000))}s`,
     },
-    { ignore: [408], requestTimeout: waitMs + 15_000, signal: ctx.scope.signal },
+    { ignore: [408], requestTimeout: waitMs + 15_000, ...(signal ? { signal } : {}) },
   );
   return {
     status: String(h.status),
@@ -102,7 +104,7 @@ export async function waitForGreen(
       const asked = Date.now();
       // The first answer comes at once, so a wait is shown as soon as it starts.
       const pollMs = waiting === null ? 1000 : Math.max(1000, Math.min(GREEN_POLL_MS, left));
-      const health = await indicesHealth(ctx, indices, pollMs);
+      const health = await indicesHealth(ctx.es, indices, pollMs, ctx.scope.signal);
       if (health.status === 'green') {
         if (waiting !== null) {
           await ctx.store.setWaiting(runId, null);
