@@ -6,6 +6,7 @@ import {
   type Pool,
   type RunRow,
   type RunStatus,
+  type ShrinkCheck,
 } from '@freshet/core';
 import { computePace, throughputWindowSeconds, type Pace } from './throughput.js';
 
@@ -113,6 +114,12 @@ export interface RunDetails {
    * the run is `awaiting-approval` this is why it is held.
    */
   readonly comparison: ComparisonReport | null;
+  /**
+   * The shrink guard's comparison of the new build with the live one (total and per source, with
+   * the drops beyond the limits and what the guard decided), or null before it ran. While the
+   * run is `awaiting-approval` with outcome `held`, this is why it is held.
+   */
+  readonly shrink: ShrinkCheck | null;
   readonly timeline: { origin: Date | null; bars: TimelineBar[]; truncated: boolean };
   readonly attempts: AttemptView[];
   readonly logs: {
@@ -207,6 +214,7 @@ export class RunView {
       changed: clean.changed,
       tagsDropped: clean.tagsDropped,
       comparison: comparisonOf(run.counts),
+      shrink: shrinkOf(run.counts),
       timeline,
       attempts: attempts.rows,
       logs: logs.rows,
@@ -452,4 +460,24 @@ export function comparisonOf(counts: Record<string, unknown> | null): Comparison
     return null;
   }
   return r as ComparisonReport;
+}
+
+/**
+ * The shrink guard's comparison stored in a run's `counts.shrink`, or null when there is none
+ * (the guard has not run yet) or it is not shaped like one.
+ */
+export function shrinkOf(counts: Record<string, unknown> | null): ShrinkCheck | null {
+  const c = counts?.shrink;
+  if (typeof c !== 'object' || c === null) return null;
+  const r = c as Partial<ShrinkCheck>;
+  if (
+    typeof r.totals !== 'object' ||
+    typeof r.sources !== 'object' ||
+    typeof r.limits !== 'object' ||
+    !Array.isArray(r.drops) ||
+    typeof r.outcome !== 'string'
+  ) {
+    return null;
+  }
+  return r as ShrinkCheck;
 }

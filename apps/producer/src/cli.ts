@@ -23,6 +23,7 @@ import { startDashboard } from '@freshet/dashboard';
 import { openProducer, type Producer } from './producer.js';
 import { openRunWatch, waitForRun } from './progress.js';
 import { formatPlan, planRefresh } from './plan.js';
+import { approveRun, discardRun } from './control.js';
 import { retryRun, startRefresh } from './refresh.js';
 import { registerSeed } from './commands/seed.js';
 import { loadScheduleConfig } from './schedule/config.js';
@@ -54,6 +55,7 @@ interface RefreshOptions {
   wait?: boolean;
   dryRun?: boolean;
   shadow?: boolean;
+  allowShrink?: boolean;
 }
 
 async function withProducer(config: Config, fn: (p: Producer) => Promise<void>): Promise<void> {
@@ -155,6 +157,10 @@ export function buildCli(): Command {
       '--shadow',
       'build beside the live table and index; promote within thresholds or on approval',
     )
+    .option(
+      '--allow-shrink',
+      'approve ahead of time a build that shrank beyond PROMOTE_MAX_DROP / PROMOTE_MAX_SOURCE_DROP (promote at once; the comparison is still recorded)',
+    )
     .action(async (media: string, opts: RefreshOptions) => {
       const config = loadConfig();
       let runId: string | undefined;
@@ -164,6 +170,7 @@ export function buildCli(): Command {
           profile: opts.profile,
           ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
           ...(opts.shadow ? { shadow: true } : {}),
+          ...(opts.allowShrink ? { allowShrink: true } : {}),
         };
         if (opts.dryRun) {
           process.stdout.write(formatPlan(await planRefresh(producer, request)));
@@ -188,6 +195,35 @@ export function buildCli(): Command {
         process.stdout.write(`retried ${jobs.length} job(s): ${jobs.join(', ')}\n`);
       });
       if (opts.wait) await followRun(config, runId);
+    });
+
+  program
+    .command('approve')
+    .description(
+      'promote a run held for approval (a shadow build beyond its thresholds, a build that shrank)',
+    )
+    .argument('<runId>')
+    .option('--wait', 'follow the run until it ends')
+    .action(async (runId: string, opts: { wait?: boolean }) => {
+      const config = loadConfig();
+      await withProducer(config, async (producer) => {
+        await approveRun(producer, runId, 'cli');
+        process.stdout.write(`run ${runId} approved: promoting\n`);
+      });
+      if (opts.wait) await followRun(config, runId);
+    });
+
+  program
+    .command('discard')
+    .description(
+      'discard a run held for approval: its table and indices are dropped, the live build keeps serving',
+    )
+    .argument('<runId>')
+    .action(async (runId: string) => {
+      await withProducer(loadConfig(), async (producer) => {
+        await discardRun(producer, runId, 'cli');
+        process.stdout.write(`run ${runId} discarded; the live build is unchanged\n`);
+      });
     });
 
   program
