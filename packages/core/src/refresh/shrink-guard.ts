@@ -21,11 +21,7 @@ export interface ShrinkLimits {
  * allowShrink), `first-promotion` (nothing live to lose) or `staging-exempt` (a staging build).
  */
 export type ShrinkOutcome =
-  | 'within-limits'
-  | 'held'
-  | 'approved-ahead'
-  | 'first-promotion'
-  | 'staging-exempt';
+  'within-limits' | 'held' | 'approved-ahead' | 'first-promotion' | 'staging-exempt';
 
 /**
  * The shrink guard's comparison of a new build with the live one, stored in the run's
