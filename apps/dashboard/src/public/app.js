@@ -1193,7 +1193,13 @@ function shrinkView(c, withTable) {
   return [
     ...(c.drops.length
       ? [
-          h('h3', {}, c.outcome === 'held' ? 'Why it is held' : 'Drops beyond the limits'),
+          h(
+            'h3',
+            {},
+            c.outcome === 'held'
+              ? 'Why it is held (shrink guard)'
+              : 'Drops beyond the shrink guard’s limits',
+          ),
           h(
             'ul',
             { class: 'reasons', 'data-testid': 'shrink-drops' },
