@@ -441,25 +441,37 @@ export function sourceCounts(counts: Record<string, unknown> | null): SourceCoun
     );
 }
 
+/** What a field of a stored report must be, for {@link storedReport}. */
+type FieldKind = 'object' | 'array' | 'string' | 'boolean';
+
+/** The report stored in a run's `counts[key]` if it has the fields of `shape`, else null. */
+function storedReport<T>(
+  counts: Record<string, unknown> | null,
+  key: string,
+  shape: Record<string, FieldKind>,
+): T | null {
+  const c = counts?.[key];
+  if (typeof c !== 'object' || c === null) return null;
+  const r = c as Record<string, unknown>;
+  const fits = Object.entries(shape).every(([field, kind]) =>
+    kind === 'array' ? Array.isArray(r[field]) : typeof r[field] === kind,
+  );
+  return fits ? (c as T) : null;
+}
+
 /**
  * The shadow comparison stored in a run's `counts.comparison` by its compare stage, or null
  * when there is none (not a shadow run, or not compared yet) or it is not shaped like one.
  */
 export function comparisonOf(counts: Record<string, unknown> | null): ComparisonReport | null {
-  const c = counts?.comparison;
-  if (typeof c !== 'object' || c === null) return null;
-  const r = c as Partial<ComparisonReport>;
-  if (
-    typeof r.totals !== 'object' ||
-    typeof r.sources !== 'object' ||
-    !Array.isArray(r.reasons) ||
-    !Array.isArray(r.diffs) ||
-    !Array.isArray(r.shiftedFields) ||
-    typeof r.withinThresholds !== 'boolean'
-  ) {
-    return null;
-  }
-  return r as ComparisonReport;
+  return storedReport<ComparisonReport>(counts, 'comparison', {
+    totals: 'object',
+    sources: 'object',
+    reasons: 'array',
+    diffs: 'array',
+    shiftedFields: 'array',
+    withinThresholds: 'boolean',
+  });
 }
 
 /**
@@ -467,17 +479,11 @@ export function comparisonOf(counts: Record<string, unknown> | null): Comparison
  * (the guard has not run yet) or it is not shaped like one.
  */
 export function shrinkOf(counts: Record<string, unknown> | null): ShrinkCheck | null {
-  const c = counts?.shrink;
-  if (typeof c !== 'object' || c === null) return null;
-  const r = c as Partial<ShrinkCheck>;
-  if (
-    typeof r.totals !== 'object' ||
-    typeof r.sources !== 'object' ||
-    typeof r.limits !== 'object' ||
-    !Array.isArray(r.drops) ||
-    typeof r.outcome !== 'string'
-  ) {
-    return null;
-  }
-  return r as ShrinkCheck;
+  return storedReport<ShrinkCheck>(counts, 'shrink', {
+    totals: 'object',
+    sources: 'object',
+    limits: 'object',
+    drops: 'array',
+    outcome: 'string',
+  });
 }
