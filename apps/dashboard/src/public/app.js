@@ -704,6 +704,9 @@ function startForm(session) {
   const shadow = /** @type {HTMLInputElement} */ (
     h('input', { type: 'checkbox', id: 'start-shadow', name: 'shadow' })
   );
+  const allowShrink = /** @type {HTMLInputElement} */ (
+    h('input', { type: 'checkbox', id: 'start-allow-shrink', name: 'allowShrink' })
+  );
   const button = /** @type {HTMLButtonElement} */ (
     h('button', { type: 'submit', class: 'primary' }, 'Start refresh')
   );
@@ -712,6 +715,7 @@ function startForm(session) {
     media: media.value,
     profile: profile.value,
     ...(shadow.checked ? { shadow: true } : {}),
+    ...(allowShrink.checked ? { allowShrink: true } : {}),
   });
   const dryRun = /** @type {HTMLButtonElement} */ (
     h(
@@ -767,6 +771,7 @@ function startForm(session) {
       h('label', { for: 'start-media' }, 'Media type', media),
       h('label', { for: 'start-profile' }, 'Profile', profile),
       h('label', { for: 'start-shadow', class: 'check' }, shadow, 'Shadow build'),
+      h('label', { for: 'start-allow-shrink', class: 'check' }, allowShrink, 'Allow shrink'),
       button,
       dryRun,
     ),
@@ -775,7 +780,8 @@ function startForm(session) {
       { class: 'hint' },
       'Staging builds prefixed tables and indices and never touches production aliases. ',
       'A shadow build is compared with the live data before promotion and waits for approval ',
-      'beyond the thresholds. A dry run only reads.',
+      'beyond the thresholds. A production build that lost more rows than the shrink guard allows ',
+      'waits for approval too, unless Allow shrink approves it ahead of time. A dry run only reads.',
     ),
     planOut,
   );
