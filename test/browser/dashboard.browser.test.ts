@@ -375,6 +375,57 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
     },
   );
 
+  it(
+    'shows a build held by the shrink guard with its numbers; the operator discards it',
+    { timeout: 180_000 },
+    async () => {
+      const alias = `${w.t.config.ELASTICSEARCH_INDEX_PREFIX}image`;
+      const liveDocs = (await w.t.es.count({ index: alias })).count;
+      // About 30% of the live rows gone upstream: beyond PROMOTE_MAX_DROP (10%).
+      await w.t.dbs.catalog.query(
+        'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 136',
+      );
+      const res = await w.request('/api/runs', {
+        as: 'operator',
+        method: 'POST',
+        json: { media: 'image', chunkSizeRows: 5000 },
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      const runId = ((await res.json()) as { runId: string }).runId;
+      await page.goto(`${w.dashboard.url}/runs/${runId}`);
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^awaiting-approval$/ })
+        .waitFor({ timeout: 150_000 });
+      await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+      await page
+        .getByTestId('shrink-drops')
+        .getByText(new RegExp(`total rows drop [23]\\d\\.\\d% \\(${liveDocs} -> \\d+\\)`))
+        .waitFor();
+      assert.match(
+        await page.getByTestId('approval-state').innerText(),
+        /This build is held: it has fewer rows than the live build beyond the shrink guard/,
+      );
+      const panel = await page.locator('#approval').innerText();
+      assert.match(panel, /Shrink guard: rows per source, live vs new build/);
+      assert.match(panel, new RegExp(`total\\s+${liveDocs.toLocaleString('en')}`));
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-shrink-held.png'),
+        fullPage: true,
+      });
+
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Discard build' }).click();
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^cancelled$/ })
+        .waitFor({ timeout: 60_000 });
+      assert.equal((await w.t.es.count({ index: alias })).count, liveDocs, 'the live build serves');
+      const audit = await page.locator('#audit tbody').innerText();
+      assert.match(audit, /operator\s+discard/);
+    },
+  );
+
   it('raised no script error and no blocked resource in the page', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -5,7 +5,6 @@ import type { AlertPayload, ShrinkCheck } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
 import { RunView } from '../../apps/dashboard/src/run-view.js';
-import { approveRun, discardRun } from '../../apps/producer/src/control.js';
 import { formatPlan, planRefresh } from '../../apps/producer/src/plan.js';
 import { startRefresh } from '../../apps/producer/src/refresh.js';
 import { waitUntil } from '../helpers/backends.js';
@@ -64,6 +63,12 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     (await t.store.getRun(runId)).counts?.shrink as ShrinkCheck | undefined;
   const refresh = (extra: { allowShrink?: boolean; profile?: string } = {}) =>
     startRefresh(deps(), { media: 'clip', chunkSizeRows: CHUNK, ...extra });
+  /** Runs the real `freshet` CLI on this test's world to its end. */
+  const cli = async (args: string[]) => {
+    const child = spawnCli(args, t.env);
+    const [code] = (await once(child.child, 'exit')) as [number | null];
+    return { code, output: child.output() };
+  };
   const held = (runId: string) =>
     waitForRunStatus(t.store, runId, ['awaiting-approval', ...endStatuses]);
   /** Removes `share` tenths of flickr's rows: those whose rank within flickr ends in `digits`. */
@@ -125,7 +130,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     );
   });
 
-  it('holds an upstream that lost 30% of one provider, with the numbers; approve promotes it', async () => {
+  it('holds an upstream that lost 30% of one provider, with the numbers; freshet approve promotes it', async () => {
     const live = await holders();
     await dropFlickr([0, 1, 2]);
     const runId = await refresh();
@@ -181,7 +186,9 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     assert.equal(await tableRows(), ROWS);
     assert.equal((await t.es.count({ index: alias() })).count, ROWS);
 
-    await approveRun(deps(), runId, 'operator');
+    const approved = await cli(['approve', runId]);
+    assert.equal(approved.code, 0, approved.output);
+    assert.match(approved.output, new RegExp(`run ${runId} approved: promoting`));
     await t.waitForRunEnd(runId);
     const done = await t.store.getRun(runId);
     assert.equal(done.status, 'succeeded', done.error ?? '');
@@ -197,7 +204,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     liveRun = runId;
   });
 
-  it('discard leaves the live build serving: table and aliases unchanged, the new build gone', async () => {
+  it('freshet discard leaves the live build serving: table and aliases unchanged, the new build gone', async () => {
     const live = await holders();
     const liveRows = await tableRows();
     const liveDigest = await digest(t.dbs.api, 'clip');
@@ -212,10 +219,12 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
       'the held build is complete beside the live one',
     );
 
-    await discardRun(deps(), runId, 'operator');
+    const discard = await cli(['discard', runId]);
+    assert.equal(discard.code, 0, discard.output);
+    assert.match(discard.output, /the live build is unchanged/);
     const discarded = await t.store.getRun(runId);
     assert.equal(discarded.status, 'cancelled');
-    assert.match(discarded.error ?? '', /discarded by operator/);
+    assert.match(discarded.error ?? '', /discarded by cli/);
     const temp = await t.dbs.api.query<{ t: string | null }>(
       `SELECT to_regclass('temp_import_clip')::text AS t`,
     );
@@ -229,14 +238,17 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
   });
 
   it('--allow-shrink on the CLI promotes at once; the comparison is recorded and audited', async () => {
-    const cli = spawnCli(
-      ['refresh', 'clip', '--allow-shrink', '--chunk-size', String(CHUNK), '--wait'],
-      t.env,
-    );
-    const [code] = (await once(cli.child, 'exit')) as [number | null];
-    assert.equal(code, 0, cli.output());
-    const runId = /run (\S+) started/.exec(cli.output())?.[1] ?? '';
-    assert.match(cli.output(), new RegExp(`run ${runId} succeeded`));
+    const { code, output } = await cli([
+      'refresh',
+      'clip',
+      '--allow-shrink',
+      '--chunk-size',
+      String(CHUNK),
+      '--wait',
+    ]);
+    assert.equal(code, 0, output);
+    const runId = /run (\S+) started/.exec(output)?.[1] ?? '';
+    assert.match(output, new RegExp(`run ${runId} succeeded`));
     const shrink = await shrinkOf(runId);
     assert.equal(shrink?.outcome, 'approved-ahead');
     assert.deepEqual(shrink?.totals, { live: 2210, shadow: 1820, change: (1820 - 2210) / 2210 });
