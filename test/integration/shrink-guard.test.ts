@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import type { AlertPayload, ShrinkCheck } from '@freshet/core';
+import { shrinkOf, type AlertPayload } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
 import { RunView } from '../../apps/dashboard/src/run-view.js';
@@ -59,8 +59,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
         `SELECT md5(string_agg(id::text || ':' || provider, ',' ORDER BY id)) AS h FROM ${table}`,
       )
     ).rows[0]?.h;
-  const shrinkOf = async (runId: string) =>
-    (await t.store.getRun(runId)).counts?.shrink as ShrinkCheck | undefined;
+  const shrinkOfRun = async (runId: string) => shrinkOf((await t.store.getRun(runId)).counts);
   const refresh = (extra: { allowShrink?: boolean; profile?: string } = {}) =>
     startRefresh(deps(), { media: 'clip', chunkSizeRows: CHUNK, ...extra });
   /** Runs the real `freshet` CLI on this test's world to its end. */
@@ -100,7 +99,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
   it('never holds a first promotion', async () => {
     const run = await t.store.getRun(liveRun);
     assert.equal(run.status, 'succeeded', run.error ?? '');
-    const shrink = await shrinkOf(liveRun);
+    const shrink = await shrinkOfRun(liveRun);
     assert.equal(shrink?.outcome, 'first-promotion');
     assert.deepEqual(shrink?.totals, { live: 0, shadow: ROWS, change: ROWS });
     assert.equal(await tableRows(), ROWS);
@@ -141,7 +140,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
       run.error,
       `held for approval: total rows drop 15.0% (${ROWS} -> ${after}), beyond PROMOTE_MAX_DROP 10%; most from source flickr -30% (${FLICKR} -> ${FLICKR_AFTER})`,
     );
-    const shrink = await shrinkOf(runId);
+    const shrink = await shrinkOfRun(runId);
     assert.equal(shrink?.outcome, 'held');
     assert.deepEqual(shrink?.totals, { live: ROWS, shadow: after, change: -0.15 });
     assert.deepEqual(shrink?.sources.flickr, { live: FLICKR, shadow: FLICKR_AFTER, change: -0.3 });
@@ -249,7 +248,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     assert.equal(code, 0, output);
     const runId = /run (\S+) started/.exec(output)?.[1] ?? '';
     assert.match(output, new RegExp(`run ${runId} succeeded`));
-    const shrink = await shrinkOf(runId);
+    const shrink = await shrinkOfRun(runId);
     assert.equal(shrink?.outcome, 'approved-ahead');
     assert.deepEqual(shrink?.totals, { live: 2210, shadow: 1820, change: (1820 - 2210) / 2210 });
     assert.equal(shrink?.drops.length, 1, shrink?.drops.join('; '));
@@ -293,7 +292,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     await t.waitForRunEnd(runId);
     const run = await t.store.getRun(runId);
     assert.equal(run.status, 'succeeded', run.error ?? '');
-    const shrink = await shrinkOf(runId);
+    const shrink = await shrinkOfRun(runId);
     assert.equal(shrink?.outcome, 'within-limits');
     assert.deepEqual(shrink?.drops, []);
     assert.deepEqual(shrink?.totals, { live: 1820, shadow: 1729, change: -0.05 });
@@ -312,7 +311,7 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     await t.waitForRunEnd(runId);
     const run = await t.store.getRun(runId);
     assert.equal(run.status, 'succeeded', run.error ?? '');
-    const shrink = await shrinkOf(runId);
+    const shrink = await shrinkOfRun(runId);
     assert.equal(shrink?.outcome, 'staging-exempt');
     assert.ok((shrink?.drops.length ?? 0) > 0, 'the drop is beyond the production limits');
     assert.deepEqual(shrink?.totals.shadow, upstream);

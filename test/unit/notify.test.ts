@@ -86,7 +86,13 @@ void describe('buildAlertPayload', () => {
     assert.equal(buildAlertPayload({ kind: 'failed', run: held, approval }).freshet.approval, null);
     // A shadow build held by its comparison: its reasons, and its rows per source.
     const shadow = approvalHoldOf({
-      comparison: { ...counts.shrink, reasons: ['source flickr changes -30.0% (4000 -> 2800)'] },
+      comparison: {
+        ...counts.shrink,
+        diffs: [],
+        shiftedFields: [],
+        withinThresholds: false,
+        reasons: ['source flickr changes -30.0% (4000 -> 2800)'],
+      },
       shrink: { ...counts.shrink, outcome: 'within-limits', drops: [] },
     });
     assert.deepEqual(shadow?.reasons, ['source flickr changes -30.0% (4000 -> 2800)']);

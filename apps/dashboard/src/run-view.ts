@@ -2,12 +2,16 @@ import {
   activeStatuses,
   NotFoundError,
   stageOrder,
+  comparisonOf,
+  shrinkOf,
   type ComparisonReport,
   type Pool,
   type RunRow,
   type RunStatus,
   type ShrinkCheck,
 } from '@freshet/core';
+// Read back from the run's counts by core (the alerts read them too); re-exported for the API.
+export { comparisonOf, shrinkOf } from '@freshet/core';
 import { computePace, throughputWindowSeconds, type Pace } from './throughput.js';
 
 /** Most chunks the grid lists (a production image run has a few thousand). */
@@ -439,51 +443,4 @@ export function sourceCounts(counts: Record<string, unknown> | null): SourceCoun
       (x, y) =>
         (y.after ?? y.before ?? 0) - (x.after ?? x.before ?? 0) || (x.source < y.source ? -1 : 1),
     );
-}
-
-/** What a field of a stored report must be, for {@link storedReport}. */
-type FieldKind = 'object' | 'array' | 'string' | 'boolean';
-
-/** The report stored in a run's `counts[key]` if it has the fields of `shape`, else null. */
-function storedReport<T>(
-  counts: Record<string, unknown> | null,
-  key: string,
-  shape: Record<string, FieldKind>,
-): T | null {
-  const c = counts?.[key];
-  if (typeof c !== 'object' || c === null) return null;
-  const r = c as Record<string, unknown>;
-  const fits = Object.entries(shape).every(([field, kind]) =>
-    kind === 'array' ? Array.isArray(r[field]) : typeof r[field] === kind,
-  );
-  return fits ? (c as T) : null;
-}
-
-/**
- * The shadow comparison stored in a run's `counts.comparison` by its compare stage, or null
- * when there is none (not a shadow run, or not compared yet) or it is not shaped like one.
- */
-export function comparisonOf(counts: Record<string, unknown> | null): ComparisonReport | null {
-  return storedReport<ComparisonReport>(counts, 'comparison', {
-    totals: 'object',
-    sources: 'object',
-    reasons: 'array',
-    diffs: 'array',
-    shiftedFields: 'array',
-    withinThresholds: 'boolean',
-  });
-}
-
-/**
- * The shrink guard's comparison stored in a run's `counts.shrink`, or null when there is none
- * (the guard has not run yet) or it is not shaped like one.
- */
-export function shrinkOf(counts: Record<string, unknown> | null): ShrinkCheck | null {
-  return storedReport<ShrinkCheck>(counts, 'shrink', {
-    totals: 'object',
-    sources: 'object',
-    limits: 'object',
-    drops: 'array',
-    outcome: 'string',
-  });
 }

@@ -2,9 +2,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
-import type { ComparisonReport, SourceComparison } from './refresh/compare.js';
+import type { SourceComparison } from './refresh/compare.js';
 import type { SourceChange } from './refresh/report.js';
-import type { ShrinkCheck } from './refresh/shrink-guard.js';
+import { comparisonOf, shrinkOf } from './refresh/stored-reports.js';
 import { ensureRunStore, type RunRow, type RunStatus } from './run-store.js';
 import { applySchema } from './db.js';
 import { maskSecrets } from './redact.js';
@@ -416,10 +416,10 @@ const kindOfStatus: Partial<Record<RunStatus, AlertKind>> = {
  * build's comparison (`counts.comparison`), with the rows per source of either.
  */
 export function approvalHoldOf(counts: Record<string, unknown> | null): ApprovalHold | undefined {
-  const shrink = counts?.shrink as ShrinkCheck | undefined;
-  const comparison = counts?.comparison as ComparisonReport | undefined;
+  const shrink = shrinkOf(counts);
+  const comparison = comparisonOf(counts);
   const numbers = shrink ?? comparison;
-  if (!numbers?.totals || !numbers.sources) return undefined;
+  if (!numbers) return undefined;
   const reasons = [
     ...(comparison?.reasons ?? []),
     ...(shrink?.outcome === 'held' ? shrink.drops : []),
