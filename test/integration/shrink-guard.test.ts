@@ -208,8 +208,17 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     const liveRows = await tableRows();
     const liveDigest = await digest(t.dbs.api, 'clip');
     await dropFlickr([3, 4, 5]);
-    const runId = await refresh();
-    const run = await held(runId);
+    // `refresh --wait` stops at the hold: exit 1, saying why and what to do.
+    const waited = await cli(['refresh', 'clip', '--chunk-size', String(CHUNK), '--wait']);
+    assert.equal(waited.code, 1, waited.output);
+    const runId = /run (\S+) started/.exec(waited.output)?.[1] ?? '';
+    assert.match(
+      waited.output,
+      new RegExp(
+        `run ${runId} is awaiting approval \\(held for approval: total rows drop 17\\.6% .*\\); the live build keeps serving: promote it with freshet approve ${runId} --wait, or drop it with freshet discard ${runId}`,
+      ),
+    );
+    const run = await t.store.getRun(runId);
     assert.equal(run.status, 'awaiting-approval', run.error ?? '');
     assert.match(run.error ?? '', /total rows drop 17\.6% \(2210 -> 1820\)/);
     assert.equal(

@@ -71,8 +71,8 @@ async function withProducer(config: Config, fn: (p: Producer) => Promise<void>):
 
 /**
  * Follows a run to its end through connections of its own, each call bounded, that outlive
- * PostgreSQL and Redis restarts; exits 0 only if the run succeeded (a blocked or failed run
- * exits 1 with its reason).
+ * PostgreSQL and Redis restarts; exits 0 only if the run succeeded (a blocked, failed or held
+ * run exits 1 with its reason, a held one with how to approve or discard it).
  */
 async function followRun(config: Config, runId: string): Promise<void> {
   const watch = openRunWatch(config);
@@ -81,6 +81,12 @@ async function followRun(config: Config, runId: string): Promise<void> {
     run = await waitForRun(watch, runId);
   } finally {
     await watch.close();
+  }
+  if (run.status === 'awaiting-approval') {
+    throw new UserError(
+      `run ${runId} is awaiting approval (${run.error ?? 'held'}); the live build keeps serving: promote it with freshet approve ${runId} --wait, or drop it with freshet discard ${runId}`,
+      1,
+    );
   }
   if (run.status !== 'succeeded') {
     throw new UserError(`run ${runId} ended ${run.status}${run.error ? `: ${run.error}` : ''}`, 1);
