@@ -60,6 +60,20 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
   let runId: string;
   const pageErrors: string[] = [];
 
+  /** Starts a refresh through the API as the operator, opens its run page, waits for its hold. */
+  const openHeldRun = async (json: Record<string, unknown>): Promise<string> => {
+    const res = await w.request('/api/runs', { as: 'operator', method: 'POST', json });
+    assert.equal(res.status, 202, await res.clone().text());
+    const id = ((await res.json()) as { runId: string }).runId;
+    await page.goto(`${w.dashboard.url}/runs/${id}`);
+    await page
+      .getByTestId('run-status')
+      .filter({ hasText: /^awaiting-approval$/ })
+      .waitFor({ timeout: 150_000 });
+    await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+    return id;
+  };
+
   before(async () => {
     assert.ok(
       existsSync(chromiumPath),
@@ -319,19 +333,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
         'UPDATE image SET title = NULL WHERE get_byte(uuid_send(identifier), 1) < 128',
       );
       // Bigger chunks than the first run's, through the API: the build takes seconds.
-      const res = await w.request('/api/runs', {
-        as: 'operator',
-        method: 'POST',
-        json: { media: 'image', shadow: true, chunkSizeRows: 5000 },
-      });
-      assert.equal(res.status, 202, await res.clone().text());
-      const shadowRun = ((await res.json()) as { runId: string }).runId;
-      await page.goto(`${w.dashboard.url}/runs/${shadowRun}`);
-      await page
-        .getByTestId('run-status')
-        .filter({ hasText: /^awaiting-approval$/ })
-        .waitFor({ timeout: 150_000 });
-      await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+      const shadowRun = await openHeldRun({ media: 'image', shadow: true, chunkSizeRows: 5000 });
       await page
         .getByTestId('approval-reasons')
         .getByText(/total rows change -3\d\.\d%/)
@@ -385,19 +387,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
       await w.t.dbs.catalog.query(
         'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 136',
       );
-      const res = await w.request('/api/runs', {
-        as: 'operator',
-        method: 'POST',
-        json: { media: 'image', chunkSizeRows: 5000 },
-      });
-      assert.equal(res.status, 202, await res.clone().text());
-      const runId = ((await res.json()) as { runId: string }).runId;
-      await page.goto(`${w.dashboard.url}/runs/${runId}`);
-      await page
-        .getByTestId('run-status')
-        .filter({ hasText: /^awaiting-approval$/ })
-        .waitFor({ timeout: 150_000 });
-      await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+      await openHeldRun({ media: 'image', chunkSizeRows: 5000 });
       await page
         .getByTestId('shrink-drops')
         .getByText(new RegExp(`total rows drop [23]\\d\\.\\d% \\(${liveDocs} -> \\d+\\)`))
