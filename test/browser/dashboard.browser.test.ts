@@ -60,6 +60,20 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
   let runId: string;
   const pageErrors: string[] = [];
 
+  /** Starts a refresh through the API as the operator, opens its run page, waits for its hold. */
+  const openHeldRun = async (json: Record<string, unknown>): Promise<string> => {
+    const res = await w.request('/api/runs', { as: 'operator', method: 'POST', json });
+    assert.equal(res.status, 202, await res.clone().text());
+    const id = ((await res.json()) as { runId: string }).runId;
+    await page.goto(`${w.dashboard.url}/runs/${id}`);
+    await page
+      .getByTestId('run-status')
+      .filter({ hasText: /^awaiting-approval$/ })
+      .waitFor({ timeout: 150_000 });
+    await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+    return id;
+  };
+
   before(async () => {
     assert.ok(
       existsSync(chromiumPath),
@@ -319,19 +333,7 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
         'UPDATE image SET title = NULL WHERE get_byte(uuid_send(identifier), 1) < 128',
       );
       // Bigger chunks than the first run's, through the API: the build takes seconds.
-      const res = await w.request('/api/runs', {
-        as: 'operator',
-        method: 'POST',
-        json: { media: 'image', shadow: true, chunkSizeRows: 5000 },
-      });
-      assert.equal(res.status, 202, await res.clone().text());
-      const shadowRun = ((await res.json()) as { runId: string }).runId;
-      await page.goto(`${w.dashboard.url}/runs/${shadowRun}`);
-      await page
-        .getByTestId('run-status')
-        .filter({ hasText: /^awaiting-approval$/ })
-        .waitFor({ timeout: 150_000 });
-      await page.getByRole('heading', { name: 'Awaiting approval' }).waitFor();
+      const shadowRun = await openHeldRun({ media: 'image', shadow: true, chunkSizeRows: 5000 });
       await page
         .getByTestId('approval-reasons')
         .getByText(/total rows change -3\d\.\d%/)
@@ -420,6 +422,45 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
         path: path.join(resultsDir, 'dashboard-builds.png'),
         fullPage: true,
       });
+    },
+  );
+
+  it(
+    'shows a build held by the shrink guard with its numbers; the operator discards it',
+    { timeout: 180_000 },
+    async () => {
+      const alias = `${w.t.config.ELASTICSEARCH_INDEX_PREFIX}image`;
+      const liveDocs = (await w.t.es.count({ index: alias })).count;
+      // About 30% of the live rows gone upstream: beyond PROMOTE_MAX_DROP (10%).
+      await w.t.dbs.catalog.query(
+        'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 136',
+      );
+      await openHeldRun({ media: 'image', chunkSizeRows: 5000 });
+      await page
+        .getByTestId('shrink-drops')
+        .getByText(new RegExp(`total rows drop [23]\\d\\.\\d% \\(${liveDocs} -> \\d+\\)`))
+        .waitFor();
+      assert.match(
+        await page.getByTestId('approval-state').innerText(),
+        /This build is held: it has fewer rows than the live build beyond the shrink guard/,
+      );
+      const panel = await page.locator('#approval').innerText();
+      assert.match(panel, /Shrink guard: rows per source, live vs new build/);
+      assert.match(panel, new RegExp(`total\\s+${liveDocs.toLocaleString('en')}`));
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-shrink-held.png'),
+        fullPage: true,
+      });
+
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Discard build' }).click();
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^cancelled$/ })
+        .waitFor({ timeout: 60_000 });
+      assert.equal((await w.t.es.count({ index: alias })).count, liveDocs, 'the live build serves');
+      const audit = await page.locator('#audit tbody').innerText();
+      assert.match(audit, /operator\s+discard/);
     },
   );
 

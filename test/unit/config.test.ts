@@ -48,6 +48,34 @@ void describe('loadConfig', () => {
     }
   });
 
+  void it('the shrink guard: 10% in all, 50% of a source of at least 1000 rows, by default', () => {
+    const config = loadConfig({});
+    assert.equal(config.PROMOTE_MAX_DROP, 0.1);
+    assert.equal(config.PROMOTE_MAX_SOURCE_DROP, 0.5);
+    assert.equal(config.PROMOTE_SOURCE_MIN_ROWS, 1000);
+    const set = loadConfig({
+      PROMOTE_MAX_DROP: '0.2',
+      PROMOTE_MAX_SOURCE_DROP: '1',
+      PROMOTE_SOURCE_MIN_ROWS: '50',
+    });
+    assert.deepEqual(
+      [set.PROMOTE_MAX_DROP, set.PROMOTE_MAX_SOURCE_DROP, set.PROMOTE_SOURCE_MIN_ROWS],
+      [0.2, 1, 50],
+    );
+    assert.deepEqual(
+      configError({
+        PROMOTE_MAX_DROP: '10%',
+        PROMOTE_MAX_SOURCE_DROP: '1.5',
+        PROMOTE_SOURCE_MIN_ROWS: '0',
+      }).problems,
+      [
+        'PROMOTE_MAX_DROP must be a fraction like 0.10, got "10%"',
+        'PROMOTE_MAX_SOURCE_DROP must be a fraction like 0.5, got "1.5"',
+        'PROMOTE_SOURCE_MIN_ROWS must be a positive integer, got "0"',
+      ],
+    );
+  });
+
   void it('reads process.env when given no argument', () => {
     assert.deepEqual(loadConfig(), loadConfig(process.env));
   });

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../packages/core/src/logger.js';
 import {
+  approvalHoldOf,
   buildAlertPayload,
   createNotifier,
   formatDuration,
@@ -41,6 +42,63 @@ function run(overrides: Partial<RunRow> = {}): RunRow {
 const blockText = (p: ReturnType<typeof buildAlertPayload>) => JSON.stringify(p.blocks);
 
 void describe('buildAlertPayload', () => {
+  void it('a run held for approval carries why and the rows per source, largest drops first', () => {
+    const counts = {
+      shrink: {
+        totals: { live: 10000, shadow: 8800, change: -0.12 },
+        sources: {
+          flickr: { live: 4000, shadow: 2800, change: -0.3 },
+          wiki: { live: 5000, shadow: 4990, change: -0.002 },
+          nasa: { live: 1000, shadow: 1010, change: 0.01 },
+        },
+        limits: { maxDrop: 0.1, maxSourceDrop: 0.5, sourceMinRows: 1000 },
+        drops: ['total rows drop 12.0% (10000 -> 8800), beyond PROMOTE_MAX_DROP 10%'],
+        outcome: 'held',
+      },
+    };
+    const approval = approvalHoldOf(counts);
+    assert.deepEqual(approval?.reasons, counts.shrink.drops);
+    const held = run({
+      status: 'awaiting-approval',
+      stage: 'finalize',
+      counts,
+      error: `held for approval: ${counts.shrink.drops[0]}`,
+    });
+    const p = buildAlertPayload({
+      kind: 'awaiting-approval',
+      run: held,
+      ...(approval ? { approval } : {}),
+    });
+    assert.match(p.text, /image \(production\) refresh awaits approval/);
+    assert.match(p.text, /Held for approval: total rows drop 12\.0% \(10000 -&gt; 8800\)/);
+    assert.match(p.text, /freshet approve 20240501-000000-abcd/);
+    assert.deepEqual(p.freshet.approval, approval);
+    assert.equal(p.freshet.kind, 'awaiting-approval');
+    const text = blockText(p);
+    assert.match(text, /10,000 live → 8,800 new \(-1,200\)/);
+    assert.ok(
+      text.indexOf('`flickr` 4,000 → 2,800') < text.indexOf('`wiki` 5,000 → 4,990'),
+      'largest drop first',
+    );
+    assert.ok(!text.includes('`nasa`'), 'growth is not a drop');
+    assert.ok(!text.includes('*Error*'), 'the error repeats the reasons: not shown twice');
+    // Other kinds carry no approval.
+    assert.equal(buildAlertPayload({ kind: 'failed', run: held, approval }).freshet.approval, null);
+    // A shadow build held by its comparison: its reasons, and its rows per source.
+    const shadow = approvalHoldOf({
+      comparison: {
+        ...counts.shrink,
+        diffs: [],
+        shiftedFields: [],
+        withinThresholds: false,
+        reasons: ['source flickr changes -30.0% (4000 -> 2800)'],
+      },
+      shrink: { ...counts.shrink, outcome: 'within-limits', drops: [] },
+    });
+    assert.deepEqual(shadow?.reasons, ['source flickr changes -30.0% (4000 -> 2800)']);
+    assert.equal(approvalHoldOf({}), undefined);
+  });
+
   void it('a failure carries the error, stage and run in text, blocks and fields', () => {
     const p = buildAlertPayload({
       kind: 'failed',

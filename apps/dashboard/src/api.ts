@@ -18,7 +18,14 @@ import type { RunView } from './run-view.js';
 import { maxUpcoming, type Schedules } from './schedules.js';
 
 /** Fields `POST /api/runs` accepts. */
-const startFields = new Set(['media', 'profile', 'chunkSizeRows', 'shadow', 'dryRun']);
+const startFields = new Set([
+  'media',
+  'profile',
+  'chunkSizeRows',
+  'shadow',
+  'allowShrink',
+  'dryRun',
+]);
 
 /** The body of `POST /api/runs`, checked. */
 export interface StartBody {
@@ -27,6 +34,8 @@ export interface StartBody {
   chunkSizeRows?: number;
   /** Build beside the live table and index, compare, promote within thresholds or on approval. */
   shadow?: boolean;
+  /** Approve ahead of time a build that shrank beyond the shrink guard's limits: promote at once. */
+  allowShrink?: boolean;
   /** Answer the plan of the refresh instead of starting it; nothing is changed anywhere. */
   dryRun?: boolean;
 }
@@ -75,6 +84,8 @@ export function parseStartBody(body: unknown): StartBody {
   }
   const shadow = optionalBoolean(b, 'shadow');
   if (shadow !== undefined) out.shadow = shadow;
+  const allowShrink = optionalBoolean(b, 'allowShrink');
+  if (allowShrink !== undefined) out.allowShrink = allowShrink;
   const dryRun = optionalBoolean(b, 'dryRun');
   if (dryRun !== undefined) out.dryRun = dryRun;
   return out;
@@ -201,6 +212,7 @@ export function createApi(deps: {
         media: request.media,
         profile: request.profile,
         shadow: request.shadow,
+        allowShrink: request.allowShrink,
         actor: role,
       },
       'run started',

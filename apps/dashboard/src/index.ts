@@ -13,5 +13,5 @@ export {
 } from './auth.js';
 export { queueStates, snapshotQueues, type QueueSnapshot } from './metrics.js';
 export { computePace, type Pace, type PaceInput } from './throughput.js';
-export { RunView, comparisonOf, type RunDetails, type RunSummary } from './run-view.js';
+export { RunView, comparisonOf, shrinkOf, type RunDetails, type RunSummary } from './run-view.js';
 export { Schedules, type LastSlot, type ScheduleView, type SchedulesView } from './schedules.js';

@@ -2,11 +2,16 @@ import {
   activeStatuses,
   NotFoundError,
   stageOrder,
+  comparisonOf,
+  shrinkOf,
   type ComparisonReport,
   type Pool,
   type RunRow,
   type RunStatus,
+  type ShrinkCheck,
 } from '@freshet/core';
+// Read back from the run's counts by core (the alerts read them too); re-exported for the API.
+export { comparisonOf, shrinkOf } from '@freshet/core';
 import { computePace, throughputWindowSeconds, type Pace } from './throughput.js';
 
 /** Most chunks the grid lists (a production image run has a few thousand). */
@@ -113,6 +118,12 @@ export interface RunDetails {
    * the run is `awaiting-approval` this is why it is held.
    */
   readonly comparison: ComparisonReport | null;
+  /**
+   * The shrink guard's comparison of the new build with the live one (total and per source, with
+   * the drops beyond the limits and what the guard decided), or null before it ran. While the
+   * run is `awaiting-approval` with outcome `held`, this is why it is held.
+   */
+  readonly shrink: ShrinkCheck | null;
   readonly timeline: { origin: Date | null; bars: TimelineBar[]; truncated: boolean };
   readonly attempts: AttemptView[];
   readonly logs: {
@@ -207,6 +218,7 @@ export class RunView {
       changed: clean.changed,
       tagsDropped: clean.tagsDropped,
       comparison: comparisonOf(run.counts),
+      shrink: shrinkOf(run.counts),
       timeline,
       attempts: attempts.rows,
       logs: logs.rows,
@@ -431,25 +443,4 @@ export function sourceCounts(counts: Record<string, unknown> | null): SourceCoun
       (x, y) =>
         (y.after ?? y.before ?? 0) - (x.after ?? x.before ?? 0) || (x.source < y.source ? -1 : 1),
     );
-}
-
-/**
- * The shadow comparison stored in a run's `counts.comparison` by its compare stage, or null
- * when there is none (not a shadow run, or not compared yet) or it is not shaped like one.
- */
-export function comparisonOf(counts: Record<string, unknown> | null): ComparisonReport | null {
-  const c = counts?.comparison;
-  if (typeof c !== 'object' || c === null) return null;
-  const r = c as Partial<ComparisonReport>;
-  if (
-    typeof r.totals !== 'object' ||
-    typeof r.sources !== 'object' ||
-    !Array.isArray(r.reasons) ||
-    !Array.isArray(r.diffs) ||
-    !Array.isArray(r.shiftedFields) ||
-    typeof r.withinThresholds !== 'boolean'
-  ) {
-    return null;
-  }
-  return r as ComparisonReport;
 }

@@ -44,12 +44,13 @@ interface RefreshOptions {
   wait?: boolean;
   dryRun?: boolean;
   shadow?: boolean;
+  allowShrink?: boolean;
 }
 
 /**
  * Follows a run to its end through connections of its own, each call bounded, that outlive
- * PostgreSQL and Redis restarts; exits 0 only if the run succeeded (a blocked or failed run
- * exits 1 with its reason).
+ * PostgreSQL and Redis restarts; exits 0 only if the run succeeded (a blocked, failed or held
+ * run exits 1 with its reason, a held one with how to approve or discard it).
  */
 async function followRun(config: Config, runId: string): Promise<void> {
   const watch = openRunWatch(config);
@@ -58,6 +59,12 @@ async function followRun(config: Config, runId: string): Promise<void> {
     run = await waitForRun(watch, runId);
   } finally {
     await watch.close();
+  }
+  if (run.status === 'awaiting-approval') {
+    throw new UserError(
+      `run ${runId} is awaiting approval (${run.error ?? 'held'}); the live build keeps serving: promote it with freshet approve ${runId} --wait, or drop it with freshet discard ${runId}`,
+      1,
+    );
   }
   if (run.status !== 'succeeded') {
     throw new UserError(`run ${runId} ended ${run.status}${run.error ? `: ${run.error}` : ''}`, 1);
@@ -140,6 +147,10 @@ export function buildCli(): Command {
       '--shadow',
       'build beside the live table and index; promote within thresholds or on approval',
     )
+    .option(
+      '--allow-shrink',
+      'approve ahead of time a build that shrank beyond PROMOTE_MAX_DROP / PROMOTE_MAX_SOURCE_DROP (promote at once; the comparison is still recorded)',
+    )
     .action(async (media: string, opts: RefreshOptions) => {
       const config = loadConfig();
       let runId: string | undefined;
@@ -149,6 +160,7 @@ export function buildCli(): Command {
           profile: opts.profile,
           ...(opts.chunkSize ? { chunkSizeRows: opts.chunkSize } : {}),
           ...(opts.shadow ? { shadow: true } : {}),
+          ...(opts.allowShrink ? { allowShrink: true } : {}),
           requestedBy: cliActor(),
         };
         if (opts.dryRun) {
@@ -204,7 +216,7 @@ export function buildCli(): Command {
       }
     });
 
-  registerRunCommands(program, () => loadConfig());
+  registerRunCommands(program, () => loadConfig(), followRun);
 
   program
     .command('schedule')

@@ -90,7 +90,10 @@ export async function resumeRun(deps: ControlDeps, runId: string, actor: string)
   return promoted;
 }
 
-/** Approves a shadow run held at its comparison: promotion proceeds. */
+/**
+ * Approves a run held for approval (a shadow build beyond its thresholds, or a build that shrank
+ * beyond the shrink guard's limits): promotion proceeds.
+ */
 export async function approveRun(deps: ControlDeps, runId: string, actor: string): Promise<void> {
   const store = new RunStore(deps.api);
   const run = await store.getRun(runId);
@@ -103,8 +106,8 @@ export async function approveRun(deps: ControlDeps, runId: string, actor: string
 }
 
 /**
- * Discards a shadow run held at its comparison: the run is cancelled, its table and indices are
- * removed, and the live ones are left as they are.
+ * Discards a run held for approval (shadow comparison or shrink guard): the run is cancelled, its
+ * table and indices are removed, and the live ones are left as they are.
  */
 export async function discardRun(
   deps: ControlDeps & { es: EsClient; media: MediaCatalog; config: Config },

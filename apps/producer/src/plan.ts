@@ -3,6 +3,8 @@ import {
   getMedia,
   planChunks,
   refreshNames,
+  percentText,
+  shrinkLimits,
   stageOrder,
   summariseRanges,
   type CatalogQuery,
@@ -11,6 +13,7 @@ import {
   type FilteredMode,
   type MediaCatalog,
   type Pool,
+  type ShrinkLimits,
 } from '@freshet/core';
 import { parseProfile, type RefreshRequest } from './refresh.js';
 
@@ -38,6 +41,30 @@ export interface RefreshPlan {
    * ones (`filter`: the filtered alias's filter in `alias` mode).
    */
   readonly aliases: { alias: string; from: string[]; to: string; filter?: unknown }[];
+  /**
+   * Whether the shrink guard can hold this run before promotion (a production build over a live
+   * one, not approved ahead with allowShrink), with its limits and why not when it cannot.
+   */
+  readonly shrinkGuard: { applies: boolean; reason: string; limits: ShrinkLimits };
+}
+
+/** Whether the shrink guard applies to a refresh, and why (the dry run's words). */
+export function shrinkGuardOf(
+  config: Config,
+  request: { profile: string; allowShrink?: boolean | undefined },
+  live: boolean,
+): RefreshPlan['shrinkGuard'] {
+  const limits = shrinkLimits(config);
+  const rule = `held for approval if it loses more than ${percentText(limits.maxDrop)} of all rows (PROMOTE_MAX_DROP) or ${percentText(limits.maxSourceDrop)} of a source with at least ${limits.sourceMinRows} rows (PROMOTE_MAX_SOURCE_DROP, PROMOTE_SOURCE_MIN_ROWS)`;
+  const [applies, reason] =
+    request.profile === 'staging'
+      ? [false, 'does not apply: staging is exempt']
+      : !live
+        ? [false, 'does not apply: first promotion (nothing live to lose)']
+        : request.allowShrink
+          ? [false, `approved ahead (--allow-shrink): never held, the comparison is recorded`]
+          : [true, `applies: ${rule}`];
+  return { applies, reason, limits };
 }
 
 async function aliasHolders(es: EsClient, alias: string): Promise<string[]> {
@@ -63,6 +90,14 @@ export async function planRefresh(
   const stages = stageOrder.flatMap((s) =>
     s !== 'compare' ? [s] : request.shadow ? ['compare (held for approval beyond thresholds)'] : [],
   );
+  const aliases = await Promise.all(
+    names.aliases.map(async (a) => ({
+      alias: a.alias,
+      from: await aliasHolders(deps.es, a.alias),
+      to: a.index,
+      ...(a.filter === undefined ? {} : { filter: a.filter }),
+    })),
+  );
   return {
     media: def.name,
     profile,
@@ -79,13 +114,12 @@ export async function planRefresh(
     tables: { live: names.table, temp: names.tempTable },
     filtered: names.filtered,
     indices: { main: names.index, filtered: names.filteredIndex },
-    aliases: await Promise.all(
-      names.aliases.map(async (a) => ({
-        alias: a.alias,
-        from: await aliasHolders(deps.es, a.alias),
-        to: a.index,
-        ...(a.filter === undefined ? {} : { filter: a.filter }),
-      })),
+    aliases,
+    // A live build is one the main alias points at.
+    shrinkGuard: shrinkGuardOf(
+      deps.config,
+      { ...request, profile },
+      (aliases[0]?.from.length ?? 0) > 0,
     ),
   };
 }
@@ -103,8 +137,9 @@ export function formatPlan(plan: RefreshPlan): string {
       : `indices: ${plan.indices.main}, ${plan.indices.filtered} (filtered: index)`,
     ...plan.aliases.map(
       (a) =>
-        `alias:   ${a.alias}: ${a.from.length > 0 ? a.from.join(', ') : '(none)'} -> ${a.to}${a.filter === undefined ? '' : ` with filter ${JSON.stringify(a.filter)}`}${plan.shadow ? ' (after approval if held)' : ''}`,
+        `alias:   ${a.alias}: ${a.from.length > 0 ? a.from.join(', ') : '(none)'} -> ${a.to}${a.filter === undefined ? '' : ` with filter ${JSON.stringify(a.filter)}`}${plan.shadow || plan.shrinkGuard.applies ? ' (after approval if held)' : ''}`,
     ),
+    `shrink:  guard ${plan.shrinkGuard.reason}`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -15,8 +15,11 @@ import {
   type RunRow,
 } from '@freshet/core';
 
-/** States in which following a run stops: ended, or blocked waiting for an operator's retry. */
-const terminal = new Set(['succeeded', 'failed', 'cancelled', 'blocked']);
+/**
+ * States in which following a run stops: ended, blocked waiting for an operator's retry, or held
+ * waiting for an operator's approval.
+ */
+const terminal = new Set(['succeeded', 'failed', 'cancelled', 'blocked', 'awaiting-approval']);
 
 /** Bounds of every call the wait makes, in ms: none of them can hang the loop. */
 const limits = {

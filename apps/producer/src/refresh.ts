@@ -32,6 +32,12 @@ export interface RefreshRequest {
   readonly runId?: string;
   /** Shadow build: compare before promotion; promote only within thresholds or on approval. */
   readonly shadow?: boolean;
+  /**
+   * Approve ahead of time a production build that shrank beyond the shrink guard's limits
+   * (PROMOTE_MAX_DROP, PROMOTE_MAX_SOURCE_DROP): it is promoted at once, the comparison is still
+   * recorded, and the approval is audited with `requestedBy`.
+   */
+  readonly allowShrink?: boolean;
 }
 
 /** Parses a profile name, with an error listing the valid ones. */
@@ -126,6 +132,7 @@ export async function startRefresh(
     profile,
     ...(request.chunkSizeRows ? { chunkSizeRows: request.chunkSizeRows } : {}),
     ...(request.shadow ? { shadow: true } : {}),
+    ...(request.allowShrink ? { allowShrink: true } : {}),
   };
   try {
     await deps.queues.flow.add(buildRefreshFlow(deps.config, data));
@@ -141,7 +148,11 @@ export async function startRefresh(
     }
     throw new Error(`could not enqueue the refresh: ${reason} (${outcome})`, { cause: err });
   }
-  await store.audit(runId, request.requestedBy ?? 'cli', 'start', { media: def.name, profile });
+  await store.audit(runId, request.requestedBy ?? 'cli', 'start', {
+    media: def.name,
+    profile,
+    ...(request.allowShrink ? { allowShrink: true } : {}),
+  });
   return runId;
 }
 

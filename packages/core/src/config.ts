@@ -63,6 +63,12 @@ const token = z
   .refine((v) => v.length >= tokenMinLength && new Set(v).size >= tokenMinDistinct, {
     message: tokenRule,
   });
+/** A share from 0 to 1; the message shows an example (`0.01` for 1%). */
+const fraction = (example: string) =>
+  z.coerce
+    .number({ message: `must be a fraction like ${example}` })
+    .min(0, { message: `must be a fraction like ${example}` })
+    .max(1, { message: `must be a fraction like ${example}` });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 /** Every setting Freshet reads, with its default and its expected form. */
@@ -165,11 +171,20 @@ const schema = z.object({
    * block a refresh; past this share the mapping is broken, not the data dirty. Of the rows that
    * reached the index step: refused / (rows left + refused).
    */
-  MAX_REJECTED_RATE: z.coerce
-    .number({ message: 'must be a fraction like 0.01' })
-    .min(0, { message: 'must be a fraction like 0.01' })
-    .max(1, { message: 'must be a fraction like 0.01' })
-    .default(0.01),
+  MAX_REJECTED_RATE: fraction('0.01').default(0.01),
+  /**
+   * The shrink guard of a production promotion: a new build with fewer rows in all than the live
+   * one by more than this share (default 0.10 = 10%) waits in `awaiting-approval`; 1 turns the
+   * total rule off. Growth never counts.
+   */
+  PROMOTE_MAX_DROP: fraction('0.10').default(0.1),
+  /**
+   * The shrink guard per source: a source that had at least PROMOTE_SOURCE_MIN_ROWS live rows and
+   * loses more than this share of them (default 0.5 = 50%) holds the promotion too.
+   */
+  PROMOTE_MAX_SOURCE_DROP: fraction('0.5').default(0.5),
+  /** Live rows a source needs before its own drop can hold a promotion (default 1000). */
+  PROMOTE_SOURCE_MIN_ROWS: positiveInt.default(1000),
   DASHBOARD_PUBLIC_URL: url(['http:', 'https:'], 'https://freshet.example.org').optional(),
   ALERT_WEBHOOK_URL: url(['http:', 'https:'], 'https://hooks.slack.com/services/...').optional(),
   STUCK_AFTER_MS: positiveInt.default(15 * 60_000),

@@ -39,6 +39,8 @@ export * from './monitor.js';
 export * from './depth.js';
 export * from './refresh/plan.js';
 export * from './refresh/compare.js';
+export * from './refresh/shrink-guard.js';
+export * from './refresh/stored-reports.js';
 export * from './reconcile.js';
 export * from './refresh/copy-text.js';
 export * from './refresh/row-rules.js';

@@ -63,7 +63,8 @@ SELECT r.*, p.last_progress,
 
 const missedAlertsSql = `
 SELECT r.id FROM freshet.runs r
- WHERE r.prefix = $1 AND r.status IN ('failed', 'blocked', 'succeeded') AND r.updated_at >= $2
+ WHERE r.prefix = $1 AND r.status IN ('failed', 'blocked', 'succeeded', 'awaiting-approval')
+   AND r.updated_at >= $2
    AND NOT EXISTS (
      SELECT 1 FROM freshet.alerts a
       WHERE a.run_id = r.id AND a.kind = r.status AND a.sent_at IS NOT NULL
@@ -77,7 +78,7 @@ SELECT r.id FROM freshet.runs r
  *   may alert again only after the run made progress). Paused, blocked and awaiting-approval runs
  *   are waiting for an operator, not stuck. A single step legitimately running longer than
  *   `STUCK_AFTER_MS` is reported too: the alert lists what is recorded as running.
- * - a run that failed, blocked or succeeded within the last `STUCK_AFTER_MS` whose alert was
+ * - a run that failed, blocked, succeeded or was held for approval within the last `STUCK_AFTER_MS` whose alert was
  *   never delivered (a worker died before sending, the webhook was down) gets it now.
  * Alerts are deduplicated in Postgres, so several monitors (and the workers) may run at once.
  * Does nothing while the notifier is disabled (no `ALERT_WEBHOOK_URL`).

@@ -2,13 +2,26 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import type { SourceComparison } from './refresh/compare.js';
 import type { SourceChange } from './refresh/report.js';
+import { comparisonOf, shrinkOf } from './refresh/stored-reports.js';
 import { ensureRunStore, type RunRow, type RunStatus } from './run-store.js';
 import { applySchema } from './db.js';
 import { maskSecrets } from './redact.js';
 
 /** What an alert is about. */
-export type AlertKind = 'failed' | 'blocked' | 'stuck' | 'succeeded';
+export type AlertKind = 'failed' | 'blocked' | 'stuck' | 'succeeded' | 'awaiting-approval';
+
+/**
+ * Why a run waits in `awaiting-approval`, with the numbers: the shrink guard's drops and a
+ * shadow build's comparison reasons, and the rows of the live and the new build (in all and
+ * every source; `shadow` is the new build).
+ */
+export interface ApprovalHold {
+  readonly reasons: readonly string[];
+  readonly totals: SourceComparison;
+  readonly sources: Readonly<Record<string, SourceComparison>>;
+}
 
 /** A job attempt the run store records as still running (shown in a stuck alert). */
 export interface RunningAttempt {
@@ -31,6 +44,8 @@ export interface RunEvent {
   readonly skipped?: Readonly<Record<string, number>>;
   /** succeeded: rows the clean rejected, by reason. */
   readonly rejected?: Readonly<Record<string, number>>;
+  /** awaiting-approval: why it is held, with the live and new rows per source. */
+  readonly approval?: ApprovalHold;
   /** stuck: when the run last made progress. */
   readonly lastProgressAt?: Date;
   /** stuck: attempts recorded as running (a few), and how many there are in all. */
@@ -87,6 +102,8 @@ export interface AlertFields {
   readonly totals: AlertTotals | null;
   readonly skipped: Readonly<Record<string, number>> | null;
   readonly rejected: Readonly<Record<string, number>> | null;
+  /** awaiting-approval: why it is held, with the live and new rows (every source). */
+  readonly approval: ApprovalHold | null;
   readonly url: string | null;
   /** When the event was observed (ISO-8601). */
   readonly at: string;
@@ -123,12 +140,14 @@ const headline: Record<AlertKind, string> = {
   blocked: 'is blocked',
   stuck: 'is stuck',
   succeeded: 'succeeded',
+  'awaiting-approval': 'awaits approval',
 };
 const icon: Record<AlertKind, string> = {
   failed: ':x:',
   blocked: ':warning:',
   stuck: ':hourglass:',
   succeeded: ':white_check_mark:',
+  'awaiting-approval': ':raised_hand:',
 };
 
 /** Slack's limit for a section's text is 3000 characters. */
@@ -195,6 +214,7 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       }
     : null;
   const running = kind === 'stuck' && event.running ? event.running : null;
+  const approval = kind === 'awaiting-approval' ? (event.approval ?? null) : null;
 
   const title = `Freshet: ${run.media} (${run.profile}) refresh ${headline[kind]}`;
   const runLine =
@@ -261,8 +281,32 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       lines.push(`Skipped ${num(skipped)} rows, rejected ${num(rejected)}.`);
     }
   }
+  if (approval) {
+    const held = approval.reasons.map((r) => `• ${esc(r)}`);
+    lines.push(
+      `*Held for approval* (the live table and aliases are unchanged)\n${held.join('\n')}`,
+    );
+    textParts.push(`Held for approval: ${approval.reasons.join('; ')}.`);
+    const t = approval.totals;
+    lines.push(`*Rows* ${num(t.live)} live → ${num(t.shadow)} new (${signed(t.shadow - t.live)})`);
+    const drops = Object.entries(approval.sources)
+      .filter(([, c]) => c.shadow < c.live)
+      .sort(([a, x], [b, y]) => y.live - y.shadow - (x.live - x.shadow) || a.localeCompare(b));
+    const shown = drops
+      .slice(0, top)
+      .map(
+        ([name, c]) =>
+          `• ${code(name)} ${num(c.live)} → ${num(c.shadow)} (${signed(c.shadow - c.live)})`,
+      );
+    if (drops.length > top) shown.push(`…and ${num(drops.length - top)} more sources`);
+    if (shown.length > 0) lines.push(`*Largest drops*\n${shown.join('\n')}`);
+    const fix = `Approve (promote) or discard: freshet approve ${run.id} / freshet discard ${run.id}, or the run view.`;
+    lines.push(esc(fix));
+    textParts.push(fix);
+  }
   if (durationMs !== null && kind !== 'stuck') lines.push(`Took ${formatDuration(durationMs)}.`);
-  if (error) {
+  // A held run's error repeats the hold's reasons, shown above.
+  if (error && !approval) {
     lines.push(`*Error*\n\`\`\`${esc(cut(error, sectionLimit - 100))}\`\`\``);
     textParts.push(`Error: ${cut(error, 500)}`);
   }
@@ -324,6 +368,7 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
       totals,
       skipped: kind === 'succeeded' ? (event.skipped ?? null) : null,
       rejected: kind === 'succeeded' ? (event.rejected ?? null) : null,
+      approval,
       url: event.url ?? null,
       at: at.toISOString(),
     },
@@ -363,7 +408,24 @@ const kindOfStatus: Partial<Record<RunStatus, AlertKind>> = {
   failed: 'failed',
   blocked: 'blocked',
   succeeded: 'succeeded',
+  'awaiting-approval': 'awaiting-approval',
 };
+
+/**
+ * Why a held run waits, from its counts: the shrink guard's drops (`counts.shrink`) and a shadow
+ * build's comparison (`counts.comparison`), with the rows per source of either.
+ */
+export function approvalHoldOf(counts: Record<string, unknown> | null): ApprovalHold | undefined {
+  const shrink = shrinkOf(counts);
+  const comparison = comparisonOf(counts);
+  const numbers = shrink ?? comparison;
+  if (!numbers) return undefined;
+  const reasons = [
+    ...(comparison?.reasons ?? []),
+    ...(shrink?.outcome === 'held' ? shrink.drops : []),
+  ];
+  return { reasons, totals: numbers.totals, sources: numbers.sources };
+}
 
 /** A claim older than this without `sent_at` was left by a process that died while sending. */
 const staleClaimSql = `interval '5 minutes'`;
@@ -410,8 +472,8 @@ export interface Notifier {
    */
   notify(event: RunEvent): Promise<AlertOutcome>;
   /**
-   * Loads a run and sends the alert for its current status: failed, blocked or succeeded (with
-   * its per-source counts); any other status sends nothing (resolves undefined). Needs `api`.
+   * Loads a run and sends the alert for its current status: failed, blocked, succeeded (with
+   * its per-source counts) or awaiting-approval (why, with the numbers); any other status sends nothing (resolves undefined). Needs `api`.
    * Never rejects.
    */
   notifyRunStatus(runId: string, detail?: string): Promise<AlertOutcome | undefined>;
@@ -600,9 +662,12 @@ export function createNotifier(
   return notifier;
 }
 
+const withApproval = (approval: ApprovalHold | undefined) => (approval ? { approval } : {});
+
 /**
- * The alert event for a run's current status (failed, blocked or succeeded, with per-source
- * counts, skipped and rejected rows for a success), or undefined for any other status.
+ * The alert event for a run's current status (failed, blocked, succeeded with per-source
+ * counts, skipped and rejected rows, or awaiting-approval with why it is held and the rows per
+ * source), or undefined for any other status.
  */
 export async function loadRunEvent(api: pg.Pool, runId: string): Promise<RunEvent | undefined> {
   const { rows } = await api.query<RunRow & { episode: string }>(
@@ -626,5 +691,6 @@ export async function loadRunEvent(api: pg.Pool, runId: string): Promise<RunEven
     ...(kind === 'succeeded' && counts.sources ? { sources: counts.sources } : {}),
     ...(kind === 'succeeded' && counts.skipped ? { skipped: counts.skipped } : {}),
     ...(kind === 'succeeded' && counts.rejected ? { rejected: counts.rejected } : {}),
+    ...(kind === 'awaiting-approval' ? withApproval(approvalHoldOf(run.counts)) : {}),
   };
 }

@@ -44,6 +44,11 @@ export interface RunJobData {
   readonly chunkSizeRows?: number;
   /** Shadow build: compare with the live data before promotion and hold beyond thresholds. */
   readonly shadow?: boolean;
+  /**
+   * Approves ahead of time a production build that shrank beyond PROMOTE_MAX_DROP /
+   * PROMOTE_MAX_SOURCE_DROP: it is promoted at once; the comparison is still recorded.
+   */
+  readonly allowShrink?: boolean;
 }
 
 export interface ChunkJobData extends RunJobData {

@@ -35,9 +35,13 @@
  *   filtered?: SourceComparison, sampled: number,
  *   diffs: DocumentDiff[], diffRate: number, shiftedFields: FieldShift[], withinThresholds: boolean,
  *   reasons: string[] }} Comparison
+ * @typedef {{ totals: SourceComparison, sources: Record<string, SourceComparison>,
+ *   limits: { maxDrop: number, maxSourceDrop: number, sourceMinRows: number }, drops: string[],
+ *   outcome: 'within-limits' | 'held' | 'approved-ahead' | 'first-promotion' | 'staging-exempt' }} Shrink
  * @typedef {{ run: Run, now: string, stages: Stage[], chunks: Chunks, pace: Pace,
  *   sources: SourceCount[], rejected: ReasonCount[], skipped: ReasonCount[], changed: ReasonCount[],
  *   tagsDropped: ReasonCount[], comparison: Comparison | null,
+ *   shrink?: Shrink | null,
  *   timeline: { origin: string | null, bars: Bar[], truncated: boolean },
  *   attempts: Attempt[], logs: LogLine[], audit: AuditLine[] }} RunDetails
  * @typedef {{ media: string, profile: string, shadow: boolean, stages: string[],
@@ -45,7 +49,8 @@
  *     plannedRows: number, ranges: string[] },
  *   tables: { live: string, temp: string }, filtered: 'alias' | 'index',
  *   indices: { main: string, filtered: string | null },
- *   aliases: { alias: string, from: string[], to: string, filter?: unknown }[] }} Plan
+ *   aliases: { alias: string, from: string[], to: string, filter?: unknown }[],
+ *   shrinkGuard?: { applies: boolean, reason: string } }} Plan
  * @typedef {{ slotUtc: string, fireUtc: string, fireLocal: string }} UpcomingFire
  * @typedef {{ slotTime: string, fireAt: string, outcome: string, runId: string | null,
  *   reason: string | null, decidedAt: string | null }} LastSlot
@@ -707,6 +712,9 @@ function startForm(session) {
   const shadow = /** @type {HTMLInputElement} */ (
     h('input', { type: 'checkbox', id: 'start-shadow', name: 'shadow' })
   );
+  const allowShrink = /** @type {HTMLInputElement} */ (
+    h('input', { type: 'checkbox', id: 'start-allow-shrink', name: 'allowShrink' })
+  );
   const button = /** @type {HTMLButtonElement} */ (
     h('button', { type: 'submit', class: 'primary' }, 'Start refresh')
   );
@@ -715,6 +723,7 @@ function startForm(session) {
     media: media.value,
     profile: profile.value,
     ...(shadow.checked ? { shadow: true } : {}),
+    ...(allowShrink.checked ? { allowShrink: true } : {}),
   });
   const dryRun = /** @type {HTMLButtonElement} */ (
     h(
@@ -770,6 +779,7 @@ function startForm(session) {
       h('label', { for: 'start-media' }, 'Media type', media),
       h('label', { for: 'start-profile' }, 'Profile', profile),
       h('label', { for: 'start-shadow', class: 'check' }, shadow, 'Shadow build'),
+      h('label', { for: 'start-allow-shrink', class: 'check' }, allowShrink, 'Allow shrink'),
       button,
       dryRun,
     ),
@@ -778,7 +788,8 @@ function startForm(session) {
       { class: 'hint' },
       'Staging builds prefixed tables and indices and never touches production aliases. ',
       'A shadow build is compared with the live data before promotion and waits for approval ',
-      'beyond the thresholds. A dry run only reads.',
+      'beyond the thresholds. A production build that lost more rows than the shrink guard allows ',
+      'waits for approval too, unless Allow shrink approves it ahead of time. A dry run only reads.',
     ),
     planOut,
   );
@@ -820,10 +831,15 @@ function planView(plan) {
           a.filter === undefined
             ? null
             : h('span', { class: 'mono' }, ` filter ${JSON.stringify(a.filter)}`),
-          plan.shadow ? h('span', { class: 'muted' }, ' (after approval if held)') : null,
+          plan.shadow || plan.shrinkGuard?.applies
+            ? h('span', { class: 'muted' }, ' (after approval if held)')
+            : null,
         ),
       ),
     ],
+    ...(plan.shrinkGuard
+      ? /** @type {[string, Child][]} */ ([['Shrink guard', plan.shrinkGuard.reason]])
+      : []),
   ];
   return [
     h(
@@ -1055,8 +1071,9 @@ function renderRunPage(session, main, runId) {
       run.finished_at ? ' · finished ' : '',
       run.finished_at ? timeEl(run.finished_at) : '',
     );
-    // A held shadow build's error repeats the comparison's reasons, which the panel shows.
-    const error = run.status === 'awaiting-approval' && d.comparison ? null : run.error;
+    // A held build's error repeats the reasons of its hold, which the approval panel shows.
+    const error =
+      run.status === 'awaiting-approval' && (d.comparison || d.shrink) ? null : run.error;
     errorBox.hidden = !error;
     fill(errorBox, error ? h('strong', {}, 'Problem: ') : '', error ?? '');
     fill(waitingBox, waitingNote(run));
@@ -1151,9 +1168,9 @@ function leftOutTables(d) {
 }
 
 /**
- * A shadow build's comparison with the live data and, while the run is held for approval, the
- * Approve and Discard buttons (operator only, each after a confirmation). Hidden for runs
- * without a comparison.
+ * The shrink guard's comparison and a shadow build's comparison with the live data and, while
+ * the run is held for approval, the Approve and Discard buttons (operator only, each after a
+ * confirmation). Hidden for runs with neither comparison.
  * @param {string} runId
  * @param {boolean} canOperate
  */
@@ -1165,14 +1182,13 @@ function approvalPanel(runId, canOperate) {
   const actions = {
     approve: {
       label: 'Approve and promote',
-      confirm:
-        'Approve this shadow build? It is promoted: the live table and aliases switch to it.',
+      confirm: 'Approve this build? It is promoted: the live table and aliases switch to it.',
       cls: 'primary',
     },
     discard: {
       label: 'Discard build',
       confirm:
-        'Discard this shadow build? Its table and indices are removed and the run is cancelled; the live data stays as it is.',
+        'Discard this build? Its table and indices are removed and the run is cancelled; the live data stays as it is.',
       cls: 'danger',
     },
   };
@@ -1223,24 +1239,32 @@ function approvalPanel(runId, canOperate) {
   /** @param {RunDetails} d */
   function update(d) {
     const c = d.comparison;
+    const shrink = d.shrink ?? null;
     const held = d.run.status === 'awaiting-approval';
-    el.hidden = c === null && !held;
+    el.hidden = c === null && shrink === null && !held;
     el.classList.toggle('held', held);
     buttonsEl.hidden = !held || !canOperate;
     for (const b of buttons) b.disabled = !held;
-    const key = `${d.run.status}|${JSON.stringify(c)}`;
+    const key = `${d.run.status}|${JSON.stringify(c)}|${JSON.stringify(shrink)}`;
     if (key === shown) return;
     shown = key;
-    fill(title, held ? 'Awaiting approval' : 'Shadow comparison');
+    const shrank = shrink?.outcome === 'held';
+    fill(title, held ? 'Awaiting approval' : c ? 'Shadow comparison' : 'Shrink guard');
     fill(
       summary,
       held
         ? h(
             'p',
             { 'data-testid': 'approval-state' },
-            h('strong', {}, 'This shadow build is held: '),
-            'it differs from the live data beyond the thresholds. The live table and aliases are ',
-            'unchanged until ',
+            h('strong', {}, 'This build is held: '),
+            [
+              shrank
+                ? 'it has fewer rows than the live build beyond the shrink guard’s limits'
+                : '',
+              shrank && c && !c.withinThresholds ? ', and ' : '',
+              c && !c.withinThresholds ? 'it differs from the live data beyond the thresholds' : '',
+            ].join(''),
+            '. The live table and aliases are unchanged until ',
             canOperate
               ? 'you approve it (promote) or discard it.'
               : 'an operator approves or discards it.',
@@ -1248,14 +1272,119 @@ function approvalPanel(runId, canOperate) {
         : h(
             'p',
             { class: 'muted', 'data-testid': 'approval-state' },
-            c?.withinThresholds
-              ? 'Within the thresholds: promotion went on by itself.'
-              : 'Beyond the thresholds: it was held for approval (see the audit log for the decision).',
+            c
+              ? c.withinThresholds
+                ? 'Within the thresholds: promotion went on by itself.'
+                : 'Beyond the thresholds: it was held for approval (see the audit log for the decision).'
+              : shrink
+                ? shrinkOutcomeText[shrink.outcome]
+                : '',
           ),
     );
-    fill(body, c ? comparisonView(c) : h('p', { class: 'muted' }, 'No comparison recorded.'));
+    fill(
+      body,
+      // A shadow build's comparison lists the same rows per source: one table is enough.
+      shrink ? shrinkView(shrink, c === null) : null,
+      c ? comparisonView(c) : shrink ? null : h('p', { class: 'muted' }, 'No comparison recorded.'),
+    );
   }
   return { el, update };
+}
+
+/** What the shrink guard decided, in words. */
+const shrinkOutcomeText = /** @type {Record<Shrink['outcome'], string>} */ ({
+  'within-limits': 'Within the shrink guard’s limits: promotion went on by itself.',
+  held: 'It shrank beyond the shrink guard’s limits: it was held for approval (see the audit log for the decision).',
+  'approved-ahead':
+    'It shrank beyond the shrink guard’s limits and was promoted: the refresh was approved ahead of time (allow shrink).',
+  'first-promotion': 'A first promotion: nothing was live, so the shrink guard never holds it.',
+  'staging-exempt': 'A staging build: the shrink guard never holds it.',
+});
+
+/**
+ * The shrink guard's comparison: the drops beyond its limits, and rows per source, live vs the
+ * new build, the largest drops first (`withTable`).
+ * @param {Shrink} c
+ * @param {boolean} withTable
+ */
+function shrinkView(c, withTable) {
+  return [
+    ...(c.drops.length
+      ? [
+          h(
+            'h3',
+            {},
+            c.outcome === 'held'
+              ? 'Why it is held (shrink guard)'
+              : 'Drops beyond the shrink guard’s limits',
+          ),
+          h(
+            'ul',
+            { class: 'reasons', 'data-testid': 'shrink-drops' },
+            c.drops.map((r) => h('li', {}, r)),
+          ),
+        ]
+      : []),
+    ...(withTable ? shrinkTable(c) : []),
+  ];
+}
+
+/**
+ * @param {Shrink} c
+ */
+function shrinkTable(c) {
+  const sources = Object.entries(c.sources)
+    .map(([source, x]) => ({ source, ...x }))
+    .sort((a, b) => b.live - b.shadow - (a.live - a.shadow) || b.live - a.live);
+  const l = c.limits;
+  return [
+    h(
+      'h3',
+      {},
+      `Shrink guard: rows per source, live vs new build (limits: ${percent(l.maxDrop)} in all, ${percent(l.maxSourceDrop)} of a source with at least ${num(l.sourceMinRows)} rows)`,
+    ),
+    rowsPerSource('Rows per source, live and new build', 'New build', [
+      { source: '', ...c.totals },
+      ...sources,
+    ]),
+  ];
+}
+
+/**
+ * Rows per source of the live and a new build (`source` '' is the total; `filteredView` marks
+ * the filtered view's row), with the change.
+ * @param {string} caption
+ * @param {string} newLabel
+ * @param {(SourceComparison & { source: string, filteredView?: boolean })[]} rows
+ */
+function rowsPerSource(caption, newLabel, rows) {
+  return table(
+    caption,
+    [
+      [
+        'Source',
+        (x) =>
+          x.filteredView
+            ? h('em', {}, 'without sensitive terms (filtered view)')
+            : x.source === ''
+              ? h('strong', {}, 'total')
+              : x.source,
+      ],
+      ['Live', (x) => num(x.live), 'num'],
+      [newLabel, (x) => num(x.shadow), 'num'],
+      [
+        'Change',
+        (x) =>
+          h(
+            'span',
+            { class: x.change > 0 ? 'up' : x.change < 0 ? 'down' : '' },
+            `${x.shadow - x.live > 0 ? '+' : ''}${num(x.shadow - x.live)} (${signedPercent(x.change)})`,
+          ),
+        'num',
+      ],
+    ],
+    rows,
+  );
 }
 
 /**
@@ -1284,38 +1413,12 @@ function comparisonView(c) {
         ]
       : []),
     h('h3', {}, 'Rows per source, live vs shadow'),
-    table(
-      'Rows per source, live and shadow build',
-      [
-        [
-          'Source',
-          (x) =>
-            'filteredView' in x
-              ? h('em', {}, 'without sensitive terms (filtered view)')
-              : x.source === ''
-                ? h('strong', {}, 'total')
-                : x.source,
-        ],
-        ['Live', (x) => num(x.live), 'num'],
-        ['Shadow', (x) => num(x.shadow), 'num'],
-        [
-          'Change',
-          (x) =>
-            h(
-              'span',
-              { class: changeCls(x.change) },
-              `${x.shadow - x.live > 0 ? '+' : ''}${num(x.shadow - x.live)} (${signedPercent(x.change)})`,
-            ),
-          'num',
-        ],
-      ],
-      [
-        { source: '', ...c.totals },
-        // Comparisons recorded before the filtered view was compared have no such row.
-        ...(c.filtered ? [{ source: '', filteredView: true, ...c.filtered }] : []),
-        ...sources,
-      ],
-    ),
+    rowsPerSource('Rows per source, live and shadow build', 'Shadow', [
+      { source: '', ...c.totals },
+      // Comparisons recorded before the filtered view was compared have no such row.
+      ...(c.filtered ? [{ source: '', filteredView: true, ...c.filtered }] : []),
+      ...sources,
+    ]),
     h(
       'h3',
       {},

@@ -1,12 +1,6 @@
 import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
-import {
-  activeStatuses,
-  ensureRunStore,
-  loadConfig,
-  type Config,
-  type RunStatus,
-} from '@freshet/core';
+import { activeStatuses, ensureRunStore, type Config, type RunStatus } from '@freshet/core';
 import { RunView, type RunDetails, type RunSummary } from '@freshet/dashboard';
 import { approveRun, cancelRun, discardRun, pauseRun, resumeRun } from '../control.js';
 import { positiveInt } from '../options.js';
@@ -135,7 +129,12 @@ export function formatRunDetails(d: RunDetails): string {
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
 /** `freshet runs`, `freshet show` and the run controls: the dashboard's controls, from a terminal. */
-export function registerRunCommands(program: Command, config: () => Config = loadConfig): void {
+export function registerRunCommands(
+  program: Command,
+  config: () => Config,
+  /** Follows a run to its end (`--wait`): exits 0 only if it succeeds. */
+  follow: (config: Config, runId: string) => Promise<void>,
+): void {
   program
     .command('runs')
     .description('list recent runs, newest first')
@@ -179,41 +178,52 @@ export function registerRunCommands(program: Command, config: () => Config = loa
       what: 'pause a run: no job of it starts until resumed',
       fn: pauseRun,
       did: 'paused',
+      followable: false,
     },
-    { name: 'resume', what: 'resume a paused run where it stopped', fn: resumeRun, did: 'resumed' },
+    {
+      name: 'resume',
+      what: 'resume a paused run where it stopped',
+      fn: resumeRun,
+      did: 'resumed',
+      followable: true,
+    },
     {
       name: 'cancel',
       what: 'cancel a run: its running jobs are aborted and its queries cancelled',
       fn: cancelRun,
       did: 'cancelled',
+      followable: false,
     },
     {
       name: 'approve',
-      what: 'approve a run held for approval: promotion proceeds',
+      what: 'approve a run held for approval (a shadow build beyond its thresholds, a build that shrank): promotion proceeds',
       fn: approveRun,
       did: 'approved',
+      followable: true,
     },
     {
       name: 'discard',
-      what: 'discard a run held for approval: its build is dropped, the live one stays',
+      what: 'discard a run held for approval: its table and indices are dropped, the live build keeps serving',
       fn: discardRun,
       did: 'discarded',
+      followable: false,
     },
   ] as const;
   for (const c of controls) {
-    program
-      .command(c.name)
-      .description(c.what)
-      .argument('<runId>')
-      .action(async (runId: string) => {
-        await withProducer(config(), async (producer) => {
-          await ensureRunStore(producer.api);
-          const view = new RunView(producer.api, producer.queues.prefix);
-          await view.run(runId); // a run of another prefix is not found, before anything changes
-          await c.fn(producer, runId, cliActor());
-          const run = await view.run(runId);
-          print(`run ${runId} ${c.did}: now ${run.status}`);
-        });
+    const command = program.command(c.name).description(c.what).argument('<runId>');
+    if (c.followable)
+      command.option('--wait', 'follow the run until it ends; exit 0 only if it succeeds');
+    command.action(async (runId: string, opts: { wait?: boolean }) => {
+      await withProducer(config(), async (producer) => {
+        await ensureRunStore(producer.api);
+        const view = new RunView(producer.api, producer.queues.prefix);
+        await view.run(runId); // a run of another prefix is not found, before anything changes
+        await c.fn(producer, runId, cliActor());
+        const run = await view.run(runId);
+        print(`run ${runId} ${c.did}: now ${run.status}`);
       });
+      // The producer's connections are closed first: the wait has its own, which reconnect.
+      if (opts.wait) await follow(config(), runId);
+    });
   }
 }

@@ -6,6 +6,7 @@ import {
   runPreflight,
   runPromote,
   runReport,
+  runShrinkGuard,
   retryTransient,
   StageJob,
   VerificationError,
@@ -57,23 +58,40 @@ const stageOfJob: Record<string, StageName> = {
   [StageJob.report]: 'report',
 };
 
-/** Finalize, compare, promote or report: the stages after the chunks, each idempotent. */
+/**
+ * Holds the run before promotion: it waits in `awaiting-approval` (the gate parks promote) until
+ * an operator approves (promote) or discards it, and the alert says why.
+ */
+async function holdForApproval(ctx: JobContext, runId: string, reasons: string[]): Promise<void> {
+  await ctx.store.setStatus(runId, 'awaiting-approval', `held for approval: ${reasons.join('; ')}`);
+  void ctx.notifier?.notifyRunStatus(runId);
+}
+
+/**
+ * Finalize, compare, promote or report: the stages after the chunks, each idempotent. The stage
+ * right before promote (finalize, or a shadow build's compare) runs the shrink guard, so a run
+ * is held at most once, for all its reasons together.
+ */
 async function runLateStage(ctx: JobContext, job: Job<RunJobData>): Promise<unknown> {
   const { runId } = job.data;
   switch (job.name) {
-    case StageJob.finalize:
-      return runFinalize(ctx, job.data);
+    case StageJob.finalize: {
+      const result = await runFinalize(ctx, job.data);
+      if (job.data.shadow) return result;
+      const shrink = await runShrinkGuard(ctx, job.data);
+      if (shrink.outcome === 'held') await holdForApproval(ctx, runId, shrink.drops);
+      return { ...result, shrink };
+    }
     case StageJob.compare: {
       const report = await runCompare(ctx, job.data);
+      const built = Object.fromEntries(
+        Object.entries(report.sources).map(([source, c]) => [source, c.shadow]),
+      );
+      const shrink = await runShrinkGuard(ctx, job.data, built);
       // Beyond the thresholds the run waits for an operator: promote is parked by the gate.
-      if (!report.withinThresholds) {
-        await ctx.store.setStatus(
-          runId,
-          'awaiting-approval',
-          `held for approval: ${report.reasons.join('; ')}`,
-        );
-      }
-      return report;
+      const reasons = [...report.reasons, ...(shrink.outcome === 'held' ? shrink.drops : [])];
+      if (reasons.length > 0) await holdForApproval(ctx, runId, reasons);
+      return { ...report, shrink };
     }
     case StageJob.promote:
       return runPromote(ctx, job.data);

@@ -46,6 +46,31 @@ export interface ComparisonReport {
 
 const change = (live: number, shadow: number) => (shadow - live) / Math.max(live, 1);
 
+/** Row counts of two builds, in all and per source (every source of either). */
+export interface CountComparison {
+  readonly totals: SourceComparison;
+  readonly sources: Record<string, SourceComparison>;
+}
+
+/**
+ * Compares per-source row counts of the live build with a new one (`shadow`): the totals and
+ * every source present in either (a source missing from one counts 0 there).
+ */
+export function compareCounts(
+  live: Readonly<Record<string, number>>,
+  shadow: Readonly<Record<string, number>>,
+): CountComparison {
+  const sources: Record<string, SourceComparison> = {};
+  for (const s of new Set([...Object.keys(live), ...Object.keys(shadow)])) {
+    const l = live[s] ?? 0;
+    const n = shadow[s] ?? 0;
+    sources[s] = { live: l, shadow: n, change: change(l, n) };
+  }
+  const sum = (o: Readonly<Record<string, number>>) => Object.values(o).reduce((a, b) => a + b, 0);
+  const totals = { live: sum(live), shadow: sum(shadow), change: change(sum(live), sum(shadow)) };
+  return { totals, sources };
+}
+
 /** Null rate of each plain-column document field in `table`, or nothing if it does not exist. */
 async function nullRates(
   ctx: JobContext,
@@ -91,16 +116,10 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
   const { config } = ctx;
   const reasons: string[] = [];
 
-  const live = await countsPerSource(ctx, def, names.table);
-  const shadow = await countsPerSource(ctx, def, names.tempTable);
-  const sources: Record<string, SourceComparison> = {};
-  for (const s of new Set([...Object.keys(live), ...Object.keys(shadow)])) {
-    const l = live[s] ?? 0;
-    const n = shadow[s] ?? 0;
-    sources[s] = { live: l, shadow: n, change: change(l, n) };
-  }
-  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
-  const totals = { live: sum(live), shadow: sum(shadow), change: change(sum(live), sum(shadow)) };
+  const { totals, sources } = compareCounts(
+    await countsPerSource(ctx, def, names.table),
+    await countsPerSource(ctx, def, names.tempTable),
+  );
   if (Math.abs(totals.change) > config.SHADOW_MAX_COUNT_CHANGE) {
     reasons.push(
       `total rows change ${(totals.change * 100).toFixed(1)}% (${totals.live} -> ${totals.shadow})`,
