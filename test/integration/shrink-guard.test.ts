@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { userInfo } from 'node:os';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { shrinkOf, type AlertPayload } from '@freshet/core';
@@ -271,8 +272,8 @@ describe('the shrink guard', { timeout: 400_000 }, () => {
     assert.deepEqual(
       audit.rows.map((a) => [a.actor, a.action]),
       [
-        ['cli', 'start'],
-        ['cli', 'approve-shrink-ahead'],
+        [`cli:${userInfo().username}`, 'start'],
+        [`cli:${userInfo().username}`, 'approve-shrink-ahead'],
       ],
     );
     assert.deepEqual(audit.rows[0]?.detail, {
