@@ -29,18 +29,17 @@ describe(
       await t?.close();
     });
 
-    for (const [media, variable, rows] of [
-      ['image', 'DEMO_IMAGE_CHUNK_ROWS', 1899],
-      ['audio', 'DEMO_AUDIO_CHUNK_ROWS', 100],
+    for (const [media, variable, rows, least] of [
+      ['image', 'DEMO_IMAGE_CHUNK_ROWS', 1899, 11],
+      ['audio', 'DEMO_AUDIO_CHUNK_ROWS', 100, 2],
     ] as const) {
-      it(`${media}: the ${rows} sample rows in more chunks than one`, async () => {
+      it(`${media}: the ${rows} sample rows fan out into ${least} chunks or more`, async () => {
         const plan = await planRefresh(
           { config: t.config, catalog: t.dbs.catalog, es: t.es, media: t.media },
           { media, chunkSizeRows: Number(demoDefault(variable)) },
         );
         assert.equal(plan.chunks.upstreamRows, rows);
-        if (media === 'image') assert.ok(plan.chunks.count > 10, `${plan.chunks.count} chunks`);
-        else assert.ok(plan.chunks.count > 1, `${plan.chunks.count} chunks`);
+        assert.ok(plan.chunks.count >= least, `${plan.chunks.count} chunks`);
       });
     }
   },
