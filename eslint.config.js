@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -32,6 +33,24 @@ export default tseslint.config(
           property: 'env',
           message: 'Read settings through loadConfig() in packages/core/src/config.ts.',
         },
+      ],
+    },
+  },
+  {
+    // Every workspace declares what it imports: an import of a package missing from the nearest
+    // package.json fails lint. Type-only imports are left out (types come from the root's
+    // devDependencies). The apps' sources run in production, so a devDependency does not count
+    // there; the tests and scripts belong to the root, whose devDependencies serve them.
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [
+        createNodeResolver({ conditionNames: ['import', 'node', 'default'] }),
+      ],
+    },
+    rules: {
+      'import-x/no-extraneous-dependencies': [
+        'error',
+        { devDependencies: ['test/**', 'scripts/**'], includeInternal: true },
       ],
     },
   },

@@ -11,13 +11,19 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 bash scripts/services.sh up
-freshet() { node scripts/freshet.mjs "$@"; }
+# On a supported node (scripts/node.sh: Node 24 from the npm registry when the machine's is older).
+freshet() { bash scripts/node.sh scripts/freshet.mjs "$@"; }
+# Small chunks, so the sample (1,899 image rows, 100 audio rows) fans out the way a real table does:
+# the run view shows the chunks, the timeline and the counts per source of a real refresh.
+export MIN_CHUNK_SIZE_ROWS="${MIN_CHUNK_SIZE_ROWS:-20}"
+declare -A chunk_size=([image]="${DEMO_IMAGE_CHUNK_ROWS:-150}" [audio]="${DEMO_AUDIO_CHUNK_ROWS:-20}")
 
 mkdir -p .freshet
 : >.freshet/worker.log
 # Not through the function: $! must be the worker itself (a backgrounded function is a subshell,
 # and killing that would leave the worker running).
-node scripts/freshet.mjs worker >.freshet/worker.log 2>&1 &
+# scripts/node.sh execs node, so $! is the worker's own pid.
+bash scripts/node.sh scripts/freshet.mjs worker >.freshet/worker.log 2>&1 &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT
 freshet seed --sample
@@ -31,8 +37,10 @@ for _ in $(seq 1 600); do
   fi
   sleep 0.1
 done
+declare -A run_id
 for media in image audio; do
-  freshet refresh "$media" --wait
+  freshet refresh "$media" --chunk-size "${chunk_size[$media]}" --wait | tee ".freshet/refresh-$media.out"
+  run_id[$media]=$(sed -n 's/^run \([^ ]*\) started.*/\1/p' ".freshet/refresh-$media.out")
 done
 es="${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"
 prefix="${ELASTICSEARCH_INDEX_PREFIX:-}"
@@ -47,6 +55,12 @@ export FRESHET_OPERATOR_TOKEN="${FRESHET_OPERATOR_TOKEN:-$(head -c 24 /dev/urand
 export FRESHET_VIEWER_TOKEN="${FRESHET_VIEWER_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 port="${DASHBOARD_PORT:-3000}"
 echo
-echo "dashboard: http://127.0.0.1:$port/  (log in as operator / $FRESHET_OPERATOR_TOKEN, or viewer / $FRESHET_VIEWER_TOKEN)"
+url="http://127.0.0.1:$port"
+echo "dashboard: $url/  (log in as operator / $FRESHET_OPERATOR_TOKEN, or viewer / $FRESHET_VIEWER_TOKEN)"
+echo "where to look:"
+for media in image audio; do
+  echo "  $media run (${chunk_size[$media]} rows a chunk; its chunks, timeline and counts per source): $url/runs/${run_id[$media]}"
+done
+echo "  the queues and every job (Bull Board): $url/queues     the REST API: $url/api/runs     metrics: $url/metrics"
 echo "worker log: .freshet/worker.log   stop with Ctrl-C"
 freshet dashboard

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the node:test files of one or more test folders (Node 20's --test takes no globs).
+# Runs the node:test files of one or more test folders (explicit files: no reliance on --test globs),
+# on the node scripts/node.sh picks (Node 24 from the npm registry when the machine's is older than 22).
 # Fails if no test ran, so an empty glob can never pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,10 @@ for dir in "$@"; do
   for f in "$dir"/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 done
 [ ${#files[@]} -gt 0 ] || { echo "run-tests: no test files under $*" >&2; exit 1; }
+echo "run-tests: $(bash scripts/node.sh -p '`node ${process.version} (${process.execPath})`')"
 out=$(mktemp)
 set +e
-node --import tsx --test --test-concurrency=1 --test-timeout="${TEST_TIMEOUT_MS:-600000}" \
+bash scripts/node.sh --import tsx --test --test-concurrency=1 --test-timeout="${TEST_TIMEOUT_MS:-600000}" \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$out" "${files[@]}"
 status=$?

@@ -27,13 +27,18 @@ API_DB="${FRESHET_API_DB:-freshet_api}"
 say() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: FAILED: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed ($2)"; }
+FRESHET_APT_LOG="${FRESHET_APT_LOG:-$CACHE_DIR/apt.log}"
+# What Redis and PostgreSQL need from Debian (binary:package), named together when one is missing.
+DEBIAN_ALSO="redis-cli:redis-tools redis-server:redis-server psql:postgresql-client pg_ctlcluster:postgresql"
+# shellcheck source=scripts/debian.sh
+. "$(dirname "${BASH_SOURCE[0]}")/debian.sh"
 
 ensure_redis() {
-  need redis-cli "install Debian's redis-tools/redis-server"
+  debian_provide "Redis" redis-cli:redis-tools redis-server:redis-server
   if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
     say "redis already answering on 127.0.0.1:$REDIS_PORT"
   else
-    need redis-server "install Debian's redis-server"
+    debian_provide "Redis" redis-server:redis-server
     mkdir -p "$CACHE_DIR/redis"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CACHE_DIR/redis" \
       --appendonly yes --maxmemory-policy noeviction --logfile "$CACHE_DIR/redis/redis.log" >/dev/null
@@ -57,8 +62,22 @@ ensure_redis() {
 pg() { psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$@"; }
 
 ensure_postgres() {
-  need psql "install Debian's postgresql-client"
+  local server=()
+  # A local server is this script's to start: the client and the server come together.
+  case "$PG_HOST" in 127.0.0.1 | localhost | ::1) server=(pg_ctlcluster:postgresql) ;; esac
+  debian_provide "PostgreSQL" psql:postgresql-client pg_isready:postgresql-client "${server[@]}"
   if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; then
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+      debian_provide "PostgreSQL" pg_ctlcluster:postgresql
+      # Installed just now, with a new cluster that asks for a password over TCP: the default URLs
+      # (user postgres, no password, 127.0.0.1) need trust there, on this new cluster only.
+      local hba
+      for hba in /etc/postgresql/*/main/pg_hba.conf; do
+        if [ -f "$hba" ]; then
+          sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+        fi
+      done
+    fi
     if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
       pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start \
         || die "could not start PostgreSQL with pg_ctlcluster"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs dependencies, starts the real services
-# (Redis, PostgreSQL, Elasticsearch) and runs type-check, lint, unit and integration tests.
+# (Redis, PostgreSQL, Elasticsearch; installing Redis and PostgreSQL from Debian's packages when
+# run as root) and runs type-check, lint, unit and integration tests on Node >= 22 (scripts/node.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -8,10 +9,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 bash scripts/services.sh up
 # The dashboard is tested in a real browser: Debian's chromium, driven by playwright-core.
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "test: installing Debian's chromium for the browser test"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
+say() { printf 'test: %s\n' "$*"; }
+die() { printf 'test: FAILED: %s\n' "$*" >&2; exit 1; }
+. scripts/debian.sh
+debian_provide "Chromium (for the browser test)" chromium:chromium
 npm run --silent typecheck
 npm run --silent lint
 npm run --silent format:check

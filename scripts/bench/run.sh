@@ -7,4 +7,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 bash scripts/services.sh up >&2
-exec node --import tsx scripts/bench/main.ts "$@"
+exec bash scripts/node.sh --import tsx scripts/bench/main.ts "$@"

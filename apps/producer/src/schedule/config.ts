@@ -14,7 +14,7 @@ export interface ScheduleEntry {
   readonly id: string;
   readonly media: string;
   readonly profile: Profile;
-  /** node-cron expression: 5 fields, or 6 with seconds first; `@daily`-style nicknames. */
+  /** Cron expression (read by cron-parser): 5 fields, or 6 with seconds first; `@daily`-style nicknames. */
   readonly cron: string;
   /** IANA time zone the expression is read in. Default `UTC`. */
   readonly timezone: string;
@@ -88,7 +88,7 @@ function entryLabel(raw: unknown, index: number): string {
 
 /**
  * Validates the parsed content of a schedules file against the media catalog: every problem of
- * every entry (shape, cron expression by node-cron's rules, IANA time zone, jitter, unknown
+ * every entry (shape, cron expression by cron-parser's rules, IANA time zone, jitter, unknown
  * media or conflicting media, duplicate ids) is collected into one {@link ScheduleConfigError}.
  */
 export function parseScheduleConfig(

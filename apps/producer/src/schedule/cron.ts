@@ -1,4 +1,4 @@
-import { createTask, validateDetailed } from 'node-cron';
+import { CronExpressionParser, type CronExpression } from 'cron-parser';
 import { instantsOfWallClock, offsetAt } from './zone.js';
 
 const dayMs = 86_400_000;
@@ -46,37 +46,72 @@ export function dstRule(expression: string): DstRule {
   return minute?.startsWith('*') || hour?.startsWith('*') ? 'real-time' : 'fixed-time';
 }
 
-/** node-cron's internal matcher; its public API only computes fire times from the wall clock. */
-interface NodeCronTimeMatcher {
-  /** The first time after `date` (whole seconds) the expression names, read in its zone. */
-  getNextMatch(date: Date): Date;
-}
-
-const fieldNames: Record<string, string> = {
-  dayOfMonth: 'day-of-month',
-  dayOfWeek: 'day-of-week',
+/** cron-parser's nicknames, plus `@midnight` (cron's name for `@daily`). */
+const expansions: Record<string, string> = {
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
 };
 
+const fieldNames = ['second', 'minute', 'hour', 'day-of-month', 'month', 'day-of-week'] as const;
+
+/** The expression as 6 fields (seconds first), or what is wrong with its shape. */
+function sixFields(expression: string): string[] | string {
+  const text = expression.trim();
+  const expanded = expansions[text.toLowerCase()] ?? text;
+  if (expanded.startsWith('@')) {
+    return `unknown nickname ${JSON.stringify(text)}; use one of ${Object.keys(expansions).join(', ')}`;
+  }
+  const fields = expanded === '' ? [] : expanded.split(/\s+/);
+  if (fields.length === 5) fields.unshift('0');
+  if (fields.length !== 6) {
+    return `expected 5 or 6 fields (seconds first) but got ${fields.length}, or a nickname such as @daily`;
+  }
+  return fields;
+}
+
+/** cron-parser's reading of a 6-field expression evaluated in UTC (throws on a bad field). */
+function parseUtc(fields: readonly string[], currentDate = new Date(0)): CronExpression {
+  return CronExpressionParser.parse(fields.join(' '), { tz: 'UTC', currentDate });
+}
+
 /**
- * What is wrong with a cron expression by node-cron's rules (5 fields, or 6 with seconds;
- * nicknames like `@daily`), or `undefined` if it is valid.
+ * What is wrong with a cron expression (5 fields, or 6 with seconds first; `L` and `#` in the
+ * day fields; month and day names; nicknames like `@daily`), or `undefined` if it is valid. The
+ * same reader ({@link cronMatcher}'s cron-parser) decides what is valid and computes fire times.
  */
 export function cronProblem(expression: string): string | undefined {
-  let result: ReturnType<typeof validateDetailed>;
+  const fields = sixFields(expression);
+  if (typeof fields === 'string') return fields;
+  const problems: string[] = [];
+  fields.forEach((field, i) => {
+    if (/(^|,)h(?=$|[(/,])/i.test(field)) {
+      problems.push(
+        `invalid ${fieldNames[i]} field ${JSON.stringify(field)}: hashed (H) values are not supported; use the schedule's jitter`,
+      );
+      return;
+    }
+    // Each field on its own (every other field \`*\`), so the message names the field.
+    const alone = fields.map((f, j) => (j === i ? f : j === 0 ? '0' : '*'));
+    try {
+      parseUtc(alone);
+    } catch (err) {
+      problems.push(
+        `invalid ${fieldNames[i]} field ${JSON.stringify(field)} (${(err as Error).message})`,
+      );
+    }
+  });
+  if (problems.length > 0) return problems.join('; ');
   try {
-    result = validateDetailed(expression);
+    parseUtc(fields).next();
+    return undefined;
   } catch (err) {
     return (err as Error).message;
   }
-  if (result.valid) return undefined;
-  if (result.errors.length === 0) return 'not a valid cron expression';
-  return result.errors
-    .map((e) =>
-      e.field === 'expression'
-        ? e.message
-        : `invalid ${fieldNames[e.field] ?? e.field} field ${JSON.stringify(e.value ?? '')}`,
-    )
-    .join('; ');
 }
 
 /** What is wrong with an IANA time zone name, or `undefined` if the runtime knows it. */
@@ -92,15 +127,24 @@ export function timeZoneProblem(timeZone: string): string | undefined {
 /**
  * A matcher for `expression` in `timeZone`: the times at which the local clock of `timeZone`
  * shows a time the expression names, with daylight-saving changes handled by cron's convention
- * ({@link DstRule}). node-cron reads the expression (its fields, names, `L`, `W`, `#`, and
- * nicknames) and finds the matching wall-clock times, evaluated in UTC where no clock change
+ * ({@link DstRule}). cron-parser (the reader BullMQ uses, through its public API) reads the
+ * expression and finds the matching wall-clock times, evaluated in UTC where no clock change
  * exists; {@link instantsOfWallClock} turns each into real instants with the time zone rules of
  * the runtime (Intl). Fire times are strictly increasing: local times that meet at one instant
  * (02:00 and 02:30 both skipped to 03:00, and 03:00 itself) fire once. Throws if the expression
  * is invalid (check with {@link cronProblem} first for a readable message).
  */
 export function cronMatcher(expression: string, timeZone: string): CronMatcher {
-  const wallClock = nodeCronMatcher(expression, 'UTC');
+  const fields = sixFields(expression);
+  if (typeof fields === 'string') throw new Error(`cron ${JSON.stringify(expression)}: ${fields}`);
+  // One parsed expression, moved to each start point: the first match strictly after it.
+  const utc = parseUtc(fields);
+  const wallClock = {
+    getNextMatch(date: Date): Date {
+      utc.reset(date);
+      return utc.next().toDate();
+    },
+  };
   const dst = dstRule(expression);
   /** The fire instants of one matching wall-clock time. */
   const firesOf = (local: number): readonly number[] => {
@@ -144,19 +188,4 @@ export function cronMatcher(expression: string, timeZone: string): CronMatcher {
       return t % 1000 === 0 && next(new Date(t - 1000)).getTime() === t;
     },
   };
-}
-
-/** node-cron's own matcher of `expression` read in `timeZone`. */
-function nodeCronMatcher(expression: string, timeZone: string): NodeCronTimeMatcher {
-  // The task is created only to reach its matcher: it is never started, and destroying it
-  // removes it from node-cron's global registry.
-  const task = createTask(expression, () => undefined, { timezone: timeZone });
-  const inner = (task as unknown as { timeMatcher?: Partial<NodeCronTimeMatcher> }).timeMatcher;
-  void task.destroy();
-  if (typeof inner?.getNextMatch !== 'function') {
-    throw new Error(
-      'node-cron no longer exposes TimeMatcher.getNextMatch on its tasks; pin node-cron to ^4.6 or update apps/producer/src/schedule/cron.ts',
-    );
-  }
-  return inner as NodeCronTimeMatcher;
 }

@@ -250,8 +250,19 @@ export async function sendBulk(
     let items: { [op: string]: ItemResult }[] | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await es.bulk({ body: payload, filter_path: FILTER_PATH } as never, { signal });
-        items = (res as { items?: { [op: string]: ItemResult }[] }).items;
+        // The transport's own bulk request (what `es.bulk` sends), with the body already NDJSON:
+        // a Buffer is sent as it is, never serialized again.
+        const res = await es.transport.request<{ items?: { [op: string]: ItemResult }[] }>(
+          {
+            method: 'POST',
+            path: '/_bulk',
+            querystring: { filter_path: FILTER_PATH },
+            bulkBody: payload,
+            meta: { name: 'bulk' },
+          },
+          { signal },
+        );
+        items = res.items;
         break;
       } catch (err) {
         if (status(err) !== 429 || attempt >= retry.requestRetries || signal.aborted) throw err;

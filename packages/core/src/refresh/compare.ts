@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { nonSensitiveQuery, SENSITIVE_FIELD } from '../filtered-view.js';
 import { getMedia, type MediaDefinition } from '../media.js';
 import { refreshNames } from '../names.js';
@@ -42,6 +43,24 @@ export interface ComparisonReport {
   readonly withinThresholds: boolean;
   /** Why promotion is held (empty when within thresholds). */
   readonly reasons: string[];
+}
+
+/**
+ * The fields in which two versions of one document differ, compared structurally: the order of
+ * an object's keys does not matter (Elasticsearch returns `_source` as it was sent, and two builds
+ * may write the keys of a nested object in different orders), the order of an array's items does.
+ */
+export function documentDiff(
+  live: Record<string, unknown>,
+  shadow: Record<string, unknown>,
+): DocumentDiff['fields'] {
+  const fields: DocumentDiff['fields'] = {};
+  for (const f of new Set([...Object.keys(live), ...Object.keys(shadow)])) {
+    // A live build from before documents carried `sensitive` differs in it everywhere.
+    if (f === SENSITIVE_FIELD && !(f in live)) continue;
+    if (!isDeepStrictEqual(live[f], shadow[f])) fields[f] = { live: live[f], shadow: shadow[f] };
+  }
+  return fields;
 }
 
 const change = (live: number, shadow: number) => (shadow - live) / Math.max(live, 1);
@@ -178,14 +197,7 @@ export async function runCompare(ctx: JobContext, data: RunJobData): Promise<Com
       const s = b.docs[i] as { found?: boolean; _source?: Record<string, unknown> } | undefined;
       if (!l?.found || !s?.found || !l._source || !s._source) continue;
       sampled++;
-      const fields: DocumentDiff['fields'] = {};
-      for (const f of new Set([...Object.keys(l._source), ...Object.keys(s._source)])) {
-        // A live build from before documents carried `sensitive` differs in it everywhere.
-        if (f === SENSITIVE_FIELD && !(f in l._source)) continue;
-        if (JSON.stringify(l._source[f]) !== JSON.stringify(s._source[f])) {
-          fields[f] = { live: l._source[f], shadow: s._source[f] };
-        }
-      }
+      const fields = documentDiff(l._source, s._source);
       if (Object.keys(fields).length > 0) diffs.push({ id: docIds[i] as string, fields });
     }
   }
