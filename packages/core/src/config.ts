@@ -140,6 +140,8 @@ const schema = z.object({
   STAGE_CONCURRENCY: positiveInt.default(2),
   INDEX_BULK_FLUSH_BYTES: positiveInt.default(5_000_000),
   INDEX_BULK_CONCURRENCY: positiveInt.default(2),
+  /** Table indexes built at once before promotion, each on its own connection. */
+  INDEX_BUILD_CONCURRENCY: positiveInt.default(2),
   CHUNK_DEADLINE_MS: positiveInt.default(30 * 60_000),
   STAGE_DEADLINE_MS: positiveInt.default(4 * 3600_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(30_000),

@@ -155,9 +155,13 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
   const cols = def.columns.map((c) => ident(c.name)).join(', ');
   const inRange = rangePredicate(def.key.type, `u.${key}`, data.range);
   const notRemoved = def.removedColumn ? `u.${ident(def.removedColumn)} IS NOT TRUE` : 'TRUE';
-  const isDeleted = def.deletedTable
-    ? `EXISTS (SELECT 1 FROM ${ident(def.deletedTable)} d WHERE d.${key} = u.${key})`
-    : 'FALSE';
+  // The range's deleted identifiers, hashed once (a probe per row would cost PostgreSQL more
+  // than the rest of the read).
+  const deletedJoin = def.deletedTable
+    ? `LEFT JOIN (SELECT DISTINCT d.${key} AS k FROM ${ident(def.deletedTable)} d
+                   WHERE ${rangePredicate(def.key.type, `d.${key}`, data.range)}) del ON del.k = u.${key}`
+    : '';
+  const isDeleted = def.deletedTable ? 'del.k IS NOT NULL' : 'FALSE';
   // Skipped rows (removed upstream, or in the deleted-identifiers table) come through the same
   // read, as their key and a reason only: one read of the range counts and copies it.
   const skip = `CASE WHEN NOT (${notRemoved}) THEN 'removed' WHEN ${isDeleted} THEN 'deleted' END`;
@@ -255,7 +259,7 @@ export async function refreshChunk(ctx: JobContext, data: ChunkJobData): Promise
     const ingest = target.query(copyFrom(`COPY ${ident(names.tempTable)} (${cols}) FROM STDIN`));
     const out = source.query(
       copyTo(
-        `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u
+        `COPY (SELECT ${selectCols} FROM ${ident(def.upstreamTable)} u ${deletedJoin}
                 CROSS JOIN LATERAL (SELECT ${skip} AS skip OFFSET 0) s
                 WHERE ${inRange}
                 ${keyIsUnique ? '' : `ORDER BY u.${key}`}) TO STDOUT`,

@@ -5,6 +5,7 @@ import type { RunJobData } from '../queues.js';
 import { ident, literal } from '../sql.js';
 import type { JobContext } from './context.js';
 import { chunkSettings, planChunks, type CatalogQuery } from './plan.js';
+import { createIndexSql, tableIndexes } from './table-indexes.js';
 
 export interface PreflightResult {
   readonly chunkCount: number;
@@ -20,11 +21,6 @@ export interface PreflightResult {
     /** The second index in `index` mode; null in `alias` mode. */
     filteredIndex: string | null;
   };
-}
-
-/** The key index a temp table has while it is built (dropped at promotion). */
-export function buildIndexName(tempTable: string): string {
-  return `${tempTable.slice(0, 50)}_key_build`;
 }
 
 /** Per-source row counts of a table in the API database (empty if the table does not exist). */
@@ -108,11 +104,11 @@ export async function runPreflight(ctx: JobContext, data: RunJobData): Promise<P
   const temp = ident(names.tempTable);
   await ctx.scope.query(ctx.dbs.api, `DROP TABLE IF EXISTS ${temp}`);
   await ctx.scope.query(ctx.dbs.api, `CREATE TABLE ${temp} (\n  ${columnDefinitions(def)}\n)`);
-  // Every chunk step reads or replaces its key range: without an index on the key each would
-  // scan the whole table (quadratic in the number of chunks). Promotion swaps it for the unique one.
+  // Every chunk replaces its key range: without an index on the key each would scan the whole
+  // table (quadratic in the number of chunks). It is the promoted table's unique key index.
   await ctx.scope.query(
     ctx.dbs.api,
-    `CREATE INDEX ${ident(buildIndexName(names.tempTable))} ON ${temp} (${ident(def.key.column)})`,
+    createIndexSql(tableIndexes(def, names, data.runId).key, names.tempTable),
   );
   await ctx.scope.query(
     ctx.dbs.api,

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { getMedia } from '../media.js';
 import {
@@ -12,7 +11,7 @@ import { jobIds, type RunJobData } from '../queues.js';
 import { ident } from '../sql.js';
 import type { JobContext } from './context.js';
 import { waitForGreen } from './green.js';
-import { buildIndexName } from './preflight.js';
+import { buildTableIndexes } from './table-indexes.js';
 import { swapUnderShortLocks } from './table-swap.js';
 
 export interface PromoteResult {
@@ -21,20 +20,6 @@ export interface PromoteResult {
   /** Older indices deleted. */
   readonly deleted: string[];
   readonly tableSwapped: boolean;
-}
-
-/** Index names unique per run (PostgreSQL index names share one namespace per schema). */
-function indexName(
-  table: string,
-  runId: string,
-  columns: readonly string[],
-  unique: boolean,
-): string {
-  const hash = createHash('sha1')
-    .update(`${runId}:${columns.join(',')}`)
-    .digest('hex')
-    .slice(0, 10);
-  return `${table.slice(0, 40)}_${hash}_${unique ? 'key' : 'idx'}`;
 }
 
 async function tableComment(ctx: JobContext, table: string): Promise<string | null> {
@@ -157,28 +142,15 @@ export async function runPromote(ctx: JobContext, data: RunJobData): Promise<Pro
   const def = getMedia(ctx.media, data.media);
   const names = refreshNames(def, data.profile, data.runId, ctx.config.ELASTICSEARCH_INDEX_PREFIX);
   const marker = buildMarker(data.runId);
-  const temp = ident(names.tempTable);
-
   let tableSwapped = false;
   if ((await tableComment(ctx, names.tempTable)) === marker) {
-    const key = def.key.column;
-    const wanted: { columns: string[]; unique: boolean }[] = [
-      { columns: [key], unique: true },
-      ...def.indexes.map((columns) => ({ columns, unique: false })),
-    ];
-    for (const { columns, unique } of wanted) {
-      await ctx.scope.query(
-        ctx.dbs.api,
-        `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${ident(indexName(names.table, data.runId, columns, unique))}
-           ON ${temp} (${columns.map((c) => ident(c)).join(', ')})`,
-      );
-      ctx.scope.reportProgress();
-    }
+    // Finalize built them already (beside its Elasticsearch work); a retry finds them there.
+    await buildTableIndexes(ctx, def, names, data.runId);
+    // A temp table built by an earlier version has a plain key index of its own.
     await ctx.scope.query(
       ctx.dbs.api,
-      `DROP INDEX IF EXISTS ${ident(buildIndexName(names.tempTable))}`,
+      `DROP INDEX IF EXISTS ${ident(`${names.tempTable.slice(0, 50)}_key_build`)}`,
     );
-    await ctx.scope.query(ctx.dbs.api, `ANALYZE ${temp}`);
     // The table and the aliases move together: neither while the new indices are not green.
     await waitForGreen(ctx, data.runId, names.indices, { stage: 'promote' });
     // The statements above lock only the temp table, which no query of the API reads; the swap
