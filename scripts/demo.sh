@@ -43,6 +43,7 @@ for media in image audio; do
   run_id[$media]=$(sed -n 's/^run \([^ ]*\) started.*/\1/p' ".freshet/refresh-$media.out")
 done
 es="${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"
+es="${es%%,*}" # the first node of a list
 prefix="${ELASTICSEARCH_INDEX_PREFIX:-}"
 curl -s "$es/_cat/aliases/${prefix}image*,${prefix}audio*?v"
 for media in image audio; do
