@@ -754,6 +754,8 @@ describe('dashboard REST API, auth and metrics', { timeout: 180_000 }, () => {
         await w.t.dbs.api.query(`COMMENT ON TABLE ${table} IS 'freshet run ${run}'`);
         await w.t.es.indices.create({
           index: `${base}-${run}`,
+          // As a build is once finalized: green on one node.
+          settings: { index: { number_of_replicas: 0 } },
           mappings: { properties: { sensitive: { type: 'boolean' } } },
         });
       }

@@ -5,6 +5,7 @@ import {
   createNotifier,
   dashboardRunUrl,
   ensureRunStore,
+  redisReadyWithin,
   startMonitor,
   startReconciler,
   watchRedis,
@@ -147,6 +148,9 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+/** How long the dashboard waits for its Redis connection before it listens anyway (ms). */
+const REDIS_START_WAIT_MS = 5_000;
+
 /**
  * Starts the dashboard on DASHBOARD_PORT (0 picks a free port, for tests). It opens its own
  * producer connections (Redis queues, API database) and creates the run store schema if
@@ -215,6 +219,14 @@ export async function startDashboard(
       logger: log,
     });
     const app = createDashboardApp({ producer, tokens, logger: log, metrics });
+    // Requests that need Redis are refused while its connection is not ready: the first ones
+    // should not be refused only because the connection is still being made.
+    if (!(await redisReadyWithin(producer.queues.redis, REDIS_START_WAIT_MS))) {
+      log.warn(
+        { waitedMs: REDIS_START_WAIT_MS },
+        'Redis is not reachable yet; the dashboard starts and answers 503 where Redis is needed',
+      );
+    }
     server = createServer(app);
     const address = await listen(server, config.DASHBOARD_PORT, host);
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

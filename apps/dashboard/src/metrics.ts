@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Queue } from 'bullmq';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Redis } from 'ioredis';
@@ -107,15 +108,19 @@ async function snapshotRunStore(db: Pool, prefix: string): Promise<RunStoreSnaps
 /** A metrics registry and the function that renders it. */
 export interface DashboardMetrics {
   readonly registry: Registry;
-  /** The Prometheus text exposition, collected now. */
+  /**
+   * The Prometheus text exposition, collected now. Rejects with the Redis error when the queue
+   * counts could not be read: they are the autoscaling signal, and a scrape without them would
+   * read as queues with nothing to do.
+   */
   render(): Promise<string>;
 }
 
 /**
  * Builds the dashboard's Prometheus registry. Every Freshet metric is collected at scrape time
  * from Redis (queue counts) and the run store (runs, chunks, stages); nothing is kept in memory
- * between scrapes, so any number of dashboards report the same values. A failing source is
- * logged and its metrics are left out of that scrape rather than failing it.
+ * between scrapes, so any number of dashboards report the same values. A failing run store is
+ * logged and its metrics are left out of that scrape; failing Redis fails the scrape.
  */
 export function createMetrics(deps: {
   queues: readonly Queue[];
@@ -129,11 +134,17 @@ export function createMetrics(deps: {
   collectDefaultMetrics({ register: registry, prefix: 'freshet_dashboard_' });
   const queueSnapshot = perScrape(() => snapshotQueues(deps.queues));
   const storeSnapshot = perScrape(() => snapshotRunStore(deps.db, deps.prefix));
+  /** The Redis failure of the scrape in progress (each render has its own). */
+  const scrape = new AsyncLocalStorage<{ redisError?: Error }>();
   const safely = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await fn();
     } catch (err) {
       deps.logger.warn({ err, source: what }, 'metrics source failed');
+      const state = scrape.getStore();
+      if (what === 'redis' && state) {
+        state.redisError ??= err instanceof Error ? err : new Error(String(err));
+      }
       return undefined;
     }
   };
@@ -241,6 +252,12 @@ export function createMetrics(deps: {
 
   return {
     registry,
-    render: () => registry.metrics(),
+    render: () =>
+      scrape.run({}, async () => {
+        const text = await registry.metrics();
+        const failed = scrape.getStore()?.redisError;
+        if (failed !== undefined) throw failed;
+        return text;
+      }),
   };
 }

@@ -23,6 +23,25 @@ export function createProducerRedis(config: Config): Redis {
   return redis;
 }
 
+/**
+ * Resolves once `redis` is ready, or after `ms` if it is not (true: ready). Never rejects: a
+ * process that must start without Redis (the dashboard) waits a moment for its first connection
+ * instead of refusing its first requests while it is still connecting.
+ */
+export function redisReadyWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    redis.on('ready', onReady);
+  });
+}
+
 /** A connection for workers: BullMQ requires `maxRetriesPerRequest: null`; it waits for Redis. */
 export function createWorkerRedis(config: Config): Redis {
   const redis = new Redis(config.REDIS_URL, {
