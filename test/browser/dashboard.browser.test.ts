@@ -378,6 +378,45 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
   );
 
   it(
+    'shows a build held by the shrink guard with its numbers; the operator discards it',
+    { timeout: 180_000 },
+    async () => {
+      const alias = `${w.t.config.ELASTICSEARCH_INDEX_PREFIX}image`;
+      const liveDocs = (await w.t.es.count({ index: alias })).count;
+      // About 30% of the live rows gone upstream: beyond PROMOTE_MAX_DROP (10%).
+      await w.t.dbs.catalog.query(
+        'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 136',
+      );
+      await openHeldRun({ media: 'image', chunkSizeRows: 5000 });
+      await page
+        .getByTestId('shrink-drops')
+        .getByText(new RegExp(`total rows drop [23]\\d\\.\\d% \\(${liveDocs} -> \\d+\\)`))
+        .waitFor();
+      assert.match(
+        await page.getByTestId('approval-state').innerText(),
+        /This build is held: it has fewer rows than the live build beyond the shrink guard/,
+      );
+      const panel = await page.locator('#approval').innerText();
+      assert.match(panel, /Shrink guard: rows per source, live vs new build/);
+      assert.match(panel, new RegExp(`total\\s+${liveDocs.toLocaleString('en')}`));
+      await page.screenshot({
+        path: path.join(resultsDir, 'dashboard-shrink-held.png'),
+        fullPage: true,
+      });
+
+      page.once('dialog', (dialog) => void dialog.accept());
+      await page.getByRole('button', { name: 'Discard build' }).click();
+      await page
+        .getByTestId('run-status')
+        .filter({ hasText: /^cancelled$/ })
+        .waitFor({ timeout: 60_000 });
+      assert.equal((await w.t.es.count({ index: alias })).count, liveDocs, 'the live build serves');
+      const audit = await page.locator('#audit tbody').innerText();
+      assert.match(audit, /operator\s+discard/);
+    },
+  );
+
+  it(
     'shows the live builds; the operator rolls back by clicking, the viewer has no button',
     { timeout: STEP_MS },
     async () => {
@@ -422,45 +461,6 @@ describe('dashboard run view in a browser', { timeout: 600_000 }, () => {
         path: path.join(resultsDir, 'dashboard-builds.png'),
         fullPage: true,
       });
-    },
-  );
-
-  it(
-    'shows a build held by the shrink guard with its numbers; the operator discards it',
-    { timeout: 180_000 },
-    async () => {
-      const alias = `${w.t.config.ELASTICSEARCH_INDEX_PREFIX}image`;
-      const liveDocs = (await w.t.es.count({ index: alias })).count;
-      // About 30% of the live rows gone upstream: beyond PROMOTE_MAX_DROP (10%).
-      await w.t.dbs.catalog.query(
-        'DELETE FROM image WHERE get_byte(uuid_send(identifier), 0) < 136',
-      );
-      await openHeldRun({ media: 'image', chunkSizeRows: 5000 });
-      await page
-        .getByTestId('shrink-drops')
-        .getByText(new RegExp(`total rows drop [23]\\d\\.\\d% \\(${liveDocs} -> \\d+\\)`))
-        .waitFor();
-      assert.match(
-        await page.getByTestId('approval-state').innerText(),
-        /This build is held: it has fewer rows than the live build beyond the shrink guard/,
-      );
-      const panel = await page.locator('#approval').innerText();
-      assert.match(panel, /Shrink guard: rows per source, live vs new build/);
-      assert.match(panel, new RegExp(`total\\s+${liveDocs.toLocaleString('en')}`));
-      await page.screenshot({
-        path: path.join(resultsDir, 'dashboard-shrink-held.png'),
-        fullPage: true,
-      });
-
-      page.once('dialog', (dialog) => void dialog.accept());
-      await page.getByRole('button', { name: 'Discard build' }).click();
-      await page
-        .getByTestId('run-status')
-        .filter({ hasText: /^cancelled$/ })
-        .waitFor({ timeout: 60_000 });
-      assert.equal((await w.t.es.count({ index: alias })).count, liveDocs, 'the live build serves');
-      const audit = await page.locator('#audit tbody').innerText();
-      assert.match(audit, /operator\s+discard/);
     },
   );
 
