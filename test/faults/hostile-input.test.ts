@@ -293,9 +293,9 @@ describe('hostile and malformed input', { timeout: 240_000 }, () => {
         message: /unknown option '--bogus'/,
       },
       {
-        name: 'retry of a run that does not exist exits 1',
+        name: 'retry of a run that does not exist exits 4',
         args: ['retry', 'not-a-run'],
-        code: 1,
+        code: 4,
         message: /no run with id "not-a-run"/,
       },
       {
