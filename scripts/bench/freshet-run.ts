@@ -1,5 +1,5 @@
 import { ident, refreshNames } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { CpuMeter, loadAverage, perSecond, round, RssSampler, type CpuSeconds } from './measure.js';
 import { spawnWorker, type WorkerProcess } from './workers.js';
 import type { World } from './world.js';

@@ -1,7 +1,7 @@
 import { createLogger, seedSynthetic } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
 import pg from 'pg';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { now } from './measure.js';
 import type { World } from './world.js';
 

@@ -7,7 +7,7 @@ import {
   seedSynthetic,
   type EsClient,
 } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {

@@ -9,7 +9,7 @@ import {
   type FilteredMode,
 } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {
   accounting,

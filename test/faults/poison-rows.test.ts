@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { seeded } from '../helpers/hostile-values.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {

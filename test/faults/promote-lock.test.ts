@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { jobIds, type RunRow } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
 import pg from 'pg';
-import { cancelRun } from '../../apps/producer/src/control.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { cancelRun, startRefresh } from '@freshet/control';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { getMedia, seedSynthetic } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {

@@ -11,8 +11,7 @@ import {
   type PromotionRow,
 } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
-import { rollbackMedia } from '../../apps/producer/src/control.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { rollbackMedia, startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {
   exactnessProblems,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
+import { retryRun, startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {
   accounting,

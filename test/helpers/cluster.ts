@@ -1,5 +1,5 @@
 import { getMedia, refreshNames, type EsClient, type RefreshNames } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { waitUntil } from './backends.js';
 import { createTestEnv, type TestEnv } from './env.js';
 import {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
 import { CHUNK_QUEUE, createWorkerRedis } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { waitUntil } from '../helpers/backends.js';
 import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';

@@ -15,7 +15,7 @@ import {
   type RunStatus,
 } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { breakCatalogRow, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.js';

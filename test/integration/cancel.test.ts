@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { cancelRun } from '../../apps/producer/src/control.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { cancelRun, startRefresh } from '@freshet/control';
 import { waitUntil, watchBackends, type BackendWatch } from '../helpers/backends.js';
 import { createSlowView, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';

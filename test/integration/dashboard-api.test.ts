@@ -28,7 +28,7 @@ import {
   UserError,
 } from '@freshet/core';
 import { startDashboard } from '@freshet/dashboard';
-import { openProducer, ScheduleStore, startRefresh } from '@freshet/producer';
+import { openProducer, ScheduleStore, startRefresh } from '@freshet/control';
 import { createDashboardWorld, type As, type DashboardWorld } from '../helpers/dashboard.js';
 import { startRedisServer, type RedisServer } from '../helpers/faults.js';
 

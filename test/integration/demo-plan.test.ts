@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot, seedSample } from '@freshet/core';
-import { planRefresh } from '../../apps/producer/src/plan.js';
+import { planRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /** The default of `${NAME:-value}` in scripts/demo.sh. */

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createProducerRedis, getMedia, seedSynthetic } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
-import { formatPlan, planRefresh } from '../../apps/producer/src/plan.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { formatPlan, planRefresh, startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /** Everything a refresh could touch, read back: tables and row counts, indices, aliases, Redis keys. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitForRunStatus } from '../helpers/faults.js';

@@ -14,7 +14,7 @@ import {
   type RefreshNames,
 } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { openCheckpoints, waitForRunStatus } from '../helpers/faults.js';
 import { keysBySensitivity, writeImageMedia } from '../helpers/filtered-media.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ensureCatalogSchema, getMedia, refreshNames } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitForRunStatus } from '../helpers/faults.js';
 import { openverseTagCases as cases } from '../helpers/openverse-tag-cases.js';

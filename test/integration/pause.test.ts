@@ -4,8 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
 import { CHUNK_QUEUE, createWorkerRedis, getMedia, seedSynthetic } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { pauseRun, resumeRun } from '../../apps/producer/src/control.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { pauseRun, resumeRun, startRefresh } from '@freshet/control';
 import { waitUntil } from '../helpers/backends.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

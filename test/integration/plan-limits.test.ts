@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { getMedia, PlanLimitError, seedSynthetic } from '@freshet/core';
 import { startWorker } from '@freshet/worker';
 import { describeError } from '../../apps/dashboard/src/http-errors.js';
-import { planRefresh } from '../../apps/producer/src/plan.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { planRefresh, startRefresh } from '@freshet/control';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitForRunStatus } from '../helpers/faults.js';
 

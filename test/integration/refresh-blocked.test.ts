@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
 import { CHUNK_QUEUE, ConflictError, createWorkerRedis } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { retryRun, startRefresh } from '../../apps/producer/src/refresh.js';
+import { retryRun, startRefresh } from '@freshet/control';
 import { breakCatalogRow, seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

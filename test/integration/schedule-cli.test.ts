@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { startScheduleDaemon } from '../../apps/producer/src/schedule/daemon.js';
+import { startScheduleDaemon } from '@freshet/control';
 import { writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { runCli, spawnCli } from '../helpers/processes.js';

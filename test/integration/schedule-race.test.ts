@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { activeStatuses, createPool, type Pool } from '@freshet/core';
-import { parseScheduleConfig } from '../../apps/producer/src/schedule/config.js';
-import { createScheduler, type SlotDecision } from '../../apps/producer/src/schedule/scheduler.js';
 import {
+  parseScheduleConfig,
+  createScheduler,
+  type SlotDecision,
   ensureScheduleStore,
   ScheduleStore,
   type SlotRow,
-} from '../../apps/producer/src/schedule/slot-store.js';
+} from '@freshet/control';
 import { writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

@@ -2,20 +2,22 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Job } from 'bullmq';
 import { activeStatuses, jobIds } from '@freshet/core';
-import { openProducer, type Producer } from '../../apps/producer/src/producer.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
 import {
+  openProducer,
+  type Producer,
+  startRefresh,
   parseScheduleConfig,
   type ScheduleConfig,
-} from '../../apps/producer/src/schedule/config.js';
-import {
   createScheduler,
   type Scheduler,
   type SchedulerDeps,
   type SlotDecision,
-} from '../../apps/producer/src/schedule/scheduler.js';
-import { ScheduleStore, type SlotRow } from '../../apps/producer/src/schedule/slot-store.js';
-import { nextSlots, slotAt, slotRunId } from '../../apps/producer/src/schedule/slots.js';
+  ScheduleStore,
+  type SlotRow,
+  nextSlots,
+  slotAt,
+  slotRunId,
+} from '@freshet/control';
 import { writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

@@ -3,8 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
 import { createWorkerRedis, STAGE_QUEUE, type ComparisonReport } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import { approveRun, discardRun } from '../../apps/producer/src/control.js';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { approveRun, discardRun, startRefresh } from '@freshet/control';
 import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

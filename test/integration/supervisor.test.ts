@@ -20,7 +20,7 @@ import {
   STAGE_QUEUE,
   type Queues,
 } from '@freshet/core';
-import { startRefresh } from '../../apps/producer/src/refresh.js';
+import { startRefresh } from '@freshet/control';
 import {
   createWorkerSpawner,
   startSupervisor,

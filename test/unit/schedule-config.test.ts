@@ -4,11 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadMediaCatalog, repoRoot } from '@freshet/core';
-import {
-  loadScheduleConfig,
-  parseScheduleConfig,
-  ScheduleConfigError,
-} from '../../apps/producer/src/schedule/config.js';
+import { loadScheduleConfig, parseScheduleConfig, ScheduleConfigError } from '@freshet/control';
 
 const media = loadMediaCatalog(path.join(repoRoot, 'packages/core/media/media.json'));
 const good = { id: 'audio-daily', media: 'audio', cron: '0 0 * * *', timezone: 'UTC' };

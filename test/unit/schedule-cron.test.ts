@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cronMatcher, cronProblem } from '../../apps/producer/src/schedule/cron.js';
+import { cronMatcher, cronProblem } from '@freshet/control';
 
 const utc = (iso: string) => new Date(`${iso}Z`);
 

@@ -5,10 +5,13 @@ import { loadMediaCatalog, repoRoot } from '@freshet/core';
 import {
   parseScheduleConfig,
   type ScheduleEntry,
-} from '../../apps/producer/src/schedule/config.js';
-import { cronMatcher, dstRule } from '../../apps/producer/src/schedule/cron.js';
-import { dueSlots, nextSlots } from '../../apps/producer/src/schedule/slots.js';
-import { formatInZone, scheduleTable } from '../../apps/producer/src/schedule/table.js';
+  cronMatcher,
+  dstRule,
+  dueSlots,
+  nextSlots,
+  formatInZone,
+  scheduleTable,
+} from '@freshet/control';
 
 const media = loadMediaCatalog(path.join(repoRoot, 'packages/core/media/media.json'));
 const minute = 60_000;

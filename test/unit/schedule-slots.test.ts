@@ -6,17 +6,17 @@ import {
   loadScheduleConfig,
   parseScheduleConfig,
   type ScheduleEntry,
-} from '../../apps/producer/src/schedule/config.js';
-import { cronMatcher } from '../../apps/producer/src/schedule/cron.js';
-import { formatDuration, parseDuration } from '../../apps/producer/src/schedule/duration.js';
-import {
+  cronMatcher,
+  formatDuration,
+  parseDuration,
   dueSlots,
   jitterOffsetMs,
   maxReportedOld,
   nextSlots,
   slotRunId,
-} from '../../apps/producer/src/schedule/slots.js';
-import { formatInZone, scheduleTable } from '../../apps/producer/src/schedule/table.js';
+  formatInZone,
+  scheduleTable,
+} from '@freshet/control';
 
 const media = loadMediaCatalog(path.join(repoRoot, 'packages/core/media/media.json'));
 const hour = 3_600_000;

@@ -8,10 +8,11 @@ import {
   pauseRun,
   resumeRun,
   rollbackMedia,
-} from '../../producer/src/control.js';
-import { planRefresh } from '../../producer/src/plan.js';
-import type { Producer } from '../../producer/src/producer.js';
-import { retryRun, startRefresh } from '../../producer/src/refresh.js';
+  planRefresh,
+  type Producer,
+  retryRun,
+  startRefresh,
+} from '@freshet/control';
 import { requireOperator, roleOf } from './auth.js';
 import { bodyLimitBytes, HttpError, requireRedis } from './http-errors.js';
 import type { RunView } from './run-view.js';

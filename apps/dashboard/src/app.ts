@@ -15,7 +15,7 @@ import {
   type Reconciler,
   type Notifier,
 } from '@freshet/core';
-import { openProducer, type Producer } from '../../producer/src/producer.js';
+import { openProducer, type Producer } from '@freshet/control';
 import { createApi } from './api.js';
 import { rejectCrossSite, requireAuth, roleTokens, type Role, type RoleTokens } from './auth.js';
 import { boardPath, createBoards } from './board.js';

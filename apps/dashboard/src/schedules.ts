@@ -1,11 +1,13 @@
 import type { Config, MediaCatalog, Pool } from '@freshet/core';
-import { loadScheduleConfig, ScheduleConfigError } from '../../producer/src/schedule/config.js';
 import {
+  loadScheduleConfig,
+  ScheduleConfigError,
   ensureScheduleStore,
   ScheduleStore,
   type SlotOutcome,
-} from '../../producer/src/schedule/slot-store.js';
-import { scheduleTable, type ScheduleTableRow } from '../../producer/src/schedule/table.js';
+  scheduleTable,
+  type ScheduleTableRow,
+} from '@freshet/control';
 
 /** Most next fire times one request may ask for per schedule. */
 export const maxUpcoming = 20;

@@ -19,17 +19,24 @@ import {
 import { startWorker } from '@freshet/worker';
 import { startDashboard } from '@freshet/dashboard';
 import { positiveInt } from './options.js';
-import { withProducer } from './producer.js';
+import {
+  withProducer,
+  formatPlan,
+  planRefresh,
+  retryRun,
+  startRefresh,
+  rollbackMedia,
+  type RollbackResult,
+  loadScheduleConfig,
+  startScheduleDaemon,
+  formatSlotHistory,
+  slotHistory,
+  formatScheduleTable,
+  scheduleTable,
+} from '@freshet/control';
 import { openRunWatch, waitForRun } from './progress.js';
-import { formatPlan, planRefresh } from './plan.js';
-import { retryRun, startRefresh } from './refresh.js';
-import { rollbackMedia, type RollbackResult } from './control.js';
 import { cliActor, registerRunCommands } from './commands/runs.js';
 import { registerSeed } from './commands/seed.js';
-import { loadScheduleConfig } from './schedule/config.js';
-import { startScheduleDaemon } from './schedule/daemon.js';
-import { formatSlotHistory, slotHistory } from './schedule/history.js';
-import { formatScheduleTable, scheduleTable } from './schedule/table.js';
 import {
   defaultMaxWorkers,
   nonNegativeInt,

@@ -1,31 +1,4 @@
-export { openProducer, type Producer } from './producer.js';
-export {
-  startRefresh,
-  retryRun,
-  failedJobsOfRun,
-  parseProfile,
-  type RefreshRequest,
-} from './refresh.js';
-export {
-  pauseRun,
-  resumeRun,
-  cancelRun,
-  approveRun,
-  discardRun,
-  rollbackMedia,
-  buildsView,
-  type BuildDeps,
-  type BuildsView,
-  type RollbackResult,
-  type ControlDeps,
-} from './control.js';
-export { planRefresh, formatPlan, type RefreshPlan } from './plan.js';
-export { waitForRun } from './progress.js';
-export {
-  scheduleTable,
-  loadScheduleConfig,
-  parseScheduleConfig,
-  ScheduleStore,
-  type ScheduleTableRow,
-  type SlotRow,
-} from './schedule/index.js';
+// The `freshet` CLI: its command tree, and how it follows a run to its end. What the CLI and the
+// dashboard both do (runs, plans, schedules) is in @freshet/control.
+export { buildCli } from './cli.js';
+export { openRunWatch, waitForRun } from './progress.js';

@@ -2,10 +2,16 @@ import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { activeStatuses, ensureRunStore, type Config, type RunStatus } from '@freshet/core';
 import { RunView, type RunDetails, type RunSummary } from '@freshet/dashboard';
-import { approveRun, cancelRun, discardRun, pauseRun, resumeRun } from '../control.js';
+import {
+  approveRun,
+  cancelRun,
+  discardRun,
+  pauseRun,
+  resumeRun,
+  withProducer,
+  formatDuration,
+} from '@freshet/control';
 import { positiveInt } from '../options.js';
-import { withProducer } from '../producer.js';
-import { formatDuration } from '../schedule/duration.js';
 
 export const runStatuses: readonly RunStatus[] = [
   ...activeStatuses,
