@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '@freshet/core';
-import { computePace, roleFromAuthorization, roleTokens, safeEqual } from '@freshet/dashboard';
+import { roleFromAuthorization, roleTokens, safeEqual } from '@freshet/dashboard';
+import { comparisonOf, computePace, sourceCounts } from '@freshet/control';
 import { parseStartBody } from '../../apps/dashboard/src/api.js';
-import { comparisonOf, sourceCounts } from '../../apps/dashboard/src/run-view.js';
 
 const op = 'operator-secret-1-0123456789abcdef';
 const vw = 'viewer-secret-22-fedcba9876543210';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { QueueEvents } from 'bullmq';
 import { createWorkerRedis, jobIds, STAGE_QUEUE } from '@freshet/core';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import type { RunDetails } from '@freshet/dashboard';
+import type { RunDetails } from '@freshet/control';
 import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createDashboardWorld, type DashboardWorld } from '../helpers/dashboard.js';
 

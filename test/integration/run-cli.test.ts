@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { userInfo } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { startWorker, type WorkerApp } from '@freshet/worker';
-import type { RunDetails, RunSummary } from '@freshet/dashboard';
+import type { RunDetails, RunSummary } from '@freshet/control';
 import { seedClips, writeClipMedia } from '../helpers/clip-media.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { runCli, type CliResult } from '../helpers/processes.js';

@@ -15,7 +15,7 @@ import {
 } from '@freshet/control';
 import { requireOperator, roleOf } from './auth.js';
 import { bodyLimitBytes, HttpError, requireRedis } from './http-errors.js';
-import type { RunView } from './run-view.js';
+import type { RunView } from '@freshet/control';
 import { maxUpcoming, type Schedules } from './schedules.js';
 
 /** Fields `POST /api/runs` accepts. */

@@ -25,7 +25,7 @@ import { createLoginThrottle } from './login-throttle.js';
 import { createMetrics, type DashboardMetrics } from './metrics.js';
 import { createPages } from './pages.js';
 import { rejectBadQuery } from './query-guard.js';
-import { RunView } from './run-view.js';
+import { RunView } from '@freshet/control';
 import { Schedules } from './schedules.js';
 
 /** Options of {@link startDashboard}. */

@@ -12,6 +12,4 @@ export {
   type RoleTokens,
 } from './auth.js';
 export { queueStates, snapshotQueues, type QueueSnapshot } from './metrics.js';
-export { computePace, type Pace, type PaceInput } from './throughput.js';
-export { RunView, comparisonOf, shrinkOf, type RunDetails, type RunSummary } from './run-view.js';
 export { Schedules, type LastSlot, type ScheduleView, type SchedulesView } from './schedules.js';

@@ -5,3 +5,5 @@ export * from './refresh.js';
 export * from './control.js';
 export * from './plan.js';
 export * from './schedule/index.js';
+export * from './run-view.js';
+export * from './throughput.js';

@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { activeStatuses, ensureRunStore, type Config, type RunStatus } from '@freshet/core';
-import { RunView, type RunDetails, type RunSummary } from '@freshet/dashboard';
 import {
   approveRun,
   cancelRun,
@@ -10,6 +9,9 @@ import {
   resumeRun,
   withProducer,
   formatDuration,
+  RunView,
+  type RunDetails,
+  type RunSummary,
 } from '@freshet/control';
 import { positiveInt } from '../options.js';
 
