@@ -6,9 +6,9 @@ import {
   approvalHoldOf,
   buildAlertPayload,
   createNotifier,
-  formatDuration,
   type RunEvent,
 } from '../../packages/core/src/notify.js';
+import { formatDurationWords as formatDuration } from '../../packages/core/src/duration.js';
 import { maskSecrets } from '../../packages/core/src/redact.js';
 import type { RunRow } from '../../packages/core/src/run-store.js';
 

@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadMediaCatalog, repoRoot, runIdPattern } from '@freshet/core';
+import {
+  formatDuration,
+  loadMediaCatalog,
+  parseDuration,
+  repoRoot,
+  runIdPattern,
+} from '@freshet/core';
 import path from 'node:path';
 import {
   loadScheduleConfig,
   parseScheduleConfig,
   type ScheduleEntry,
   cronMatcher,
-  formatDuration,
-  parseDuration,
   dueSlots,
   jitterOffsetMs,
   maxReportedOld,

@@ -1,3 +1,4 @@
+import { formatDurationWords } from './duration.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Config } from './config.js';
@@ -168,16 +169,6 @@ function cut(text: string, max: number): string {
 const num = (n: number) => n.toLocaleString('en-US');
 const signed = (n: number) => (n > 0 ? `+${num(n)}` : n < 0 ? `-${num(-n)}` : '±0');
 
-/** A duration in words: `45 s`, `16 min`, `2 h 5 min`. */
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 120) return `${m} min`;
-  const h = Math.floor(m / 60);
-  return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
-}
-
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 const sumValues = (o: Readonly<Record<string, number>> | undefined) =>
   o ? Object.values(o).reduce((a, b) => a + b, 0) : 0;
@@ -226,7 +217,7 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
 
   if (kind === 'stuck') {
     const since = event.lastProgressAt
-      ? `No progress for ${formatDuration(stuckForMs ?? 0)} (last at ${event.lastProgressAt.toISOString()}).`
+      ? `No progress for ${formatDurationWords(stuckForMs ?? 0)} (last at ${event.lastProgressAt.toISOString()}).`
       : 'No progress recorded.';
     lines.push(since);
     textParts.push(since);
@@ -304,7 +295,8 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
     lines.push(esc(fix));
     textParts.push(fix);
   }
-  if (durationMs !== null && kind !== 'stuck') lines.push(`Took ${formatDuration(durationMs)}.`);
+  if (durationMs !== null && kind !== 'stuck')
+    lines.push(`Took ${formatDurationWords(durationMs)}.`);
   // A held run's error repeats the hold's reasons, shown above.
   if (error && !approval) {
     lines.push(`*Error*\n\`\`\`${esc(cut(error, sectionLimit - 100))}\`\`\``);

@@ -1,6 +1,12 @@
 import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
-import { activeStatuses, ensureRunStore, type Config, type RunStatus } from '@freshet/core';
+import {
+  activeStatuses,
+  ensureRunStore,
+  formatDuration,
+  type Config,
+  type RunStatus,
+} from '@freshet/core';
 import {
   approveRun,
   cancelRun,
@@ -8,7 +14,6 @@ import {
   pauseRun,
   resumeRun,
   withProducer,
-  formatDuration,
   RunView,
   type RunDetails,
   type RunSummary,

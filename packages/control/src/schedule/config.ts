@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { MediaCatalog, Profile } from '@freshet/core';
+import { type MediaCatalog, type Profile, formatDuration, parseDuration } from '@freshet/core';
 import { z } from 'zod';
 import { cronMatcher, cronProblem, timeZoneProblem, type CronMatcher } from './cron.js';
-import { formatDuration, parseDuration } from './duration.js';
 import { jitterOffsetMs } from './slots.js';
 
 /** What a due slot does while its media (or a conflicting one) is being refreshed. */

@@ -1,7 +1,6 @@
 export * from './config.js';
 export * from './cron.js';
 export * from './daemon.js';
-export * from './duration.js';
 export * from './history.js';
 export * from './scheduler.js';
 export * from './slot-store.js';

@@ -8,10 +8,10 @@ import {
   type MediaCatalog,
   type Pool,
   type Queues,
+  formatDuration,
 } from '@freshet/core';
 import { startRefresh } from '../refresh.js';
 import type { ScheduleConfig, ScheduleEntry } from './config.js';
-import { formatDuration } from './duration.js';
 import {
   ensureScheduleStore,
   ScheduleStore,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ScheduleEntry } from './config.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '@freshet/core';
 
 /** One firing of a schedule: the cron time and the jittered time the run starts. */
 export interface Slot {

@@ -1,5 +1,5 @@
 import type { ScheduleConfig } from './config.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '@freshet/core';
 import { nextSlots } from './slots.js';
 
 /** One upcoming firing of a schedule, as ISO 8601 strings. */
