@@ -5,12 +5,15 @@ import type { MediaDefinition } from './media.js';
 export type Profile = 'production' | 'staging';
 export const profiles: readonly Profile[] = ['production', 'staging'];
 
-/** A run id: UTC time plus 4 random hex digits, lower-case, safe in index, job and table names. */
-export function newRunId(now = new Date()): string {
+/**
+ * A run id: UTC time plus 4 hex digits (random, unless `suffix` gives them: a scheduled slot's
+ * come from a hash of the slot), lower-case, safe in index, job and table names.
+ */
+export function newRunId(now = new Date(), suffix = randomBytes(2).toString('hex')): string {
   const iso = now.toISOString(); // 2026-11-24T07:01:02.123Z
   const date = iso.slice(0, 10).replaceAll('-', '');
   const time = iso.slice(11, 19).replaceAll(':', '');
-  return `${date}-${time}-${randomBytes(2).toString('hex')}`;
+  return `${date}-${time}-${suffix}`;
 }
 
 export const runIdPattern = /^\d{8}-\d{6}-[0-9a-f]{4}$/;

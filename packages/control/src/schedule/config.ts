@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type MediaCatalog, type Profile, formatDuration, parseDuration } from '@freshet/core';
 import { z } from 'zod';
 import { cronMatcher, cronProblem, timeZoneProblem, type CronMatcher } from './cron.js';
-import { jitterOffsetMs } from './slots.js';
+import { jitterOffsetMs } from './jitter.js';
 
 /** What a due slot does while its media (or a conflicting one) is being refreshed. */
 export type OverlapPolicy = 'skip' | 'queue';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ScheduleEntry } from './config.js';
-import { formatDuration } from '@freshet/core';
+import { formatDuration, newRunId } from '@freshet/core';
 
 /** One firing of a schedule: the cron time and the jittered time the run starts. */
 export interface Slot {
@@ -30,19 +30,6 @@ export const maxReportedOld = 100;
 /** At most this many slots inside the window are walked per tick (the rest wait for the next). */
 const maxWalkedRecent = 1000;
 
-/**
- * The start offset of a schedule, in ms: a hash of its id mapped onto `[0, jitterMs]`, in whole
- * seconds when the jitter is a second or more. Schedules due at the same moment start apart; the
- * same id always gets the same offset, on every replica and after every restart.
- */
-export function jitterOffsetMs(scheduleId: string, jitterMs: number): number {
-  if (jitterMs <= 0) return 0;
-  const hash = createHash('sha256').update(`freshet-schedule-jitter\0${scheduleId}`).digest();
-  const fraction = hash.readUIntBE(0, 6) / 2 ** 48;
-  const offset = Math.floor(fraction * (jitterMs + 1));
-  return jitterMs >= 1000 ? Math.floor(offset / 1000) * 1000 : offset;
-}
-
 /** The slot of `entry` at cron time `slotTime`. */
 export function slotAt(entry: Pick<ScheduleEntry, 'offsetMs'>, slotTime: Date): Slot {
   return { slotTime, fireAt: new Date(slotTime.getTime() + entry.offsetMs) };
@@ -54,13 +41,10 @@ export function slotAt(entry: Pick<ScheduleEntry, 'offsetMs'>, slotTime: Date): 
  * run id works; the same slot always maps to the same id, so it cannot start two runs.
  */
 export function slotRunId(prefix: string, scheduleId: string, slot: Slot): string {
-  const iso = slot.fireAt.toISOString();
-  const date = iso.slice(0, 10).replaceAll('-', '');
-  const time = iso.slice(11, 19).replaceAll(':', '');
   const hash = createHash('sha256')
     .update(`${prefix}\0${scheduleId}\0${slot.slotTime.toISOString()}`)
     .digest('hex');
-  return `${date}-${time}-${hash.slice(0, 4)}`;
+  return newRunId(slot.fireAt, hash.slice(0, 4));
 }
 
 /**
