@@ -32,11 +32,12 @@ describe('the schedule commands', { timeout: 180_000 }, () => {
 
   /** Nothing of the scheduler reached the database or the queues. */
   async function assertNothingWritten(): Promise<void> {
-    const { rows } = await t.dbs.api.query<{ slots: string | null; runs: number }>(
-      `SELECT to_regclass('freshet.schedule_slots')::text AS slots,
+    const { rows } = await t.dbs.api.query<{ slots: number; seen: number; runs: number }>(
+      `SELECT (SELECT count(*)::int FROM freshet.schedule_slots) AS slots,
+              (SELECT count(*)::int FROM freshet.schedule_state) AS seen,
               (SELECT count(*)::int FROM freshet.runs) AS runs`,
     );
-    assert.deepEqual(rows[0], { slots: null, runs: 0 });
+    assert.deepEqual(rows[0], { slots: 0, seen: 0, runs: 0 });
     const counts = await t.queues.stage.getJobCounts();
     assert.equal(
       Object.values(counts).reduce((a, b) => a + b, 0),

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { activeStatuses, createPool, type Pool } from '@freshet/core';
+import { activeStatuses, createPool, ensureRunStore, type Pool } from '@freshet/core';
 import {
   parseScheduleConfig,
   createScheduler,
   type SlotDecision,
-  ensureScheduleStore,
   ScheduleStore,
   type SlotRow,
 } from '@freshet/control';
@@ -36,7 +35,7 @@ describe('schedulers racing on the real database', { timeout: 240_000 }, () => {
     for (let i = 0; i < schedulers; i++) {
       pools.push(createPool(t.config.API_DATABASE_URL, `freshet-race-${i}`, 2));
     }
-    await ensureScheduleStore(t.dbs.api);
+    await ensureRunStore(t.dbs.api);
   });
 
   after(async () => {

@@ -1,8 +1,7 @@
-import type { Config, MediaCatalog, Pool } from '@freshet/core';
+import { ensureRunStore, type Config, type MediaCatalog, type Pool } from '@freshet/core';
 import {
   loadScheduleConfig,
   ScheduleConfigError,
-  ensureScheduleStore,
   ScheduleStore,
   type SlotOutcome,
   scheduleTable,
@@ -74,7 +73,7 @@ export class Schedules {
       throw err;
     }
     // The scheduler creates the slot table; a dashboard started first creates it (empty) too.
-    this.storeReady ??= ensureScheduleStore(this.deps.api).catch((err: unknown) => {
+    this.storeReady ??= ensureRunStore(this.deps.api).catch((err: unknown) => {
       this.storeReady = undefined;
       throw err;
     });

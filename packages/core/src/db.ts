@@ -89,10 +89,13 @@ export async function checkDatabase(pool: pg.Pool, setting: string, url: string)
 export const schemaLock = 74657201;
 
 /**
- * Runs schema DDL (`CREATE ... IF NOT EXISTS`) under {@link schemaLock}, so processes starting
- * together never race on it. A session that could not unlock is discarded (closing it unlocks).
+ * Runs `fn` on one session holding {@link schemaLock}, so processes starting together never race
+ * on the schema. A session that could not unlock is discarded (closing it unlocks).
  */
-export async function applySchema(pool: pg.Pool, sql: string): Promise<void> {
+export async function withSchemaLock(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<void>,
+): Promise<void> {
   const client = await pool.connect();
   // A connection lost while checked out emits 'error' on the client: without a listener, a crash.
   const onError = () => undefined;
@@ -100,7 +103,7 @@ export async function applySchema(pool: pg.Pool, sql: string): Promise<void> {
   let broken: Error | undefined;
   try {
     await client.query('SELECT pg_advisory_lock($1)', [schemaLock]);
-    await client.query(sql);
+    await fn(client);
   } finally {
     await client
       .query('SELECT pg_advisory_unlock($1)', [schemaLock])

@@ -7,6 +7,7 @@ export * from './media.js';
 export * from './db.js';
 export * from './elasticsearch.js';
 export * from './redis.js';
+export * from './schema.js';
 export * from './duration.js';
 export * from './services.js';
 export * from './catalog-schema.js';

@@ -2,12 +2,8 @@ import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { startPeriodic } from './periodic.js';
-import {
-  ensureAlertStore,
-  transitionEpisodeSql,
-  type Notifier,
-  type RunningAttempt,
-} from './notify.js';
+import { ensureRunStore } from './schema.js';
+import { transitionEpisodeSql, type Notifier, type RunningAttempt } from './notify.js';
 import type { RunRow } from './run-store.js';
 
 /** Options of {@link startMonitor}. */
@@ -92,7 +88,7 @@ export function startMonitor(options: MonitorOptions): Monitor {
 
   async function check(): Promise<MonitorReport> {
     if (!notifier.enabled) return { stuck: [], caughtUp: [] };
-    storeReady ??= ensureAlertStore(api);
+    storeReady ??= ensureRunStore(api);
     await storeReady.catch((err: unknown) => {
       storeReady = undefined;
       throw err;

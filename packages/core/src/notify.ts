@@ -6,8 +6,8 @@ import type { Logger } from './logger.js';
 import type { SourceComparison } from './refresh/compare.js';
 import type { SourceChange } from './refresh/report.js';
 import { comparisonOf, shrinkOf } from './refresh/stored-reports.js';
-import { ensureRunStore, type RunRow, type RunStatus } from './run-store.js';
-import { applySchema } from './db.js';
+import type { RunRow, RunStatus } from './run-store.js';
+import { ensureRunStore } from './schema.js';
 import { maskSecrets } from './redact.js';
 
 /** What an alert is about. */
@@ -367,27 +367,6 @@ export function buildAlertPayload(event: RunEvent, options: PayloadOptions = {})
   };
 }
 
-const alertSchemaSql = `
-CREATE TABLE IF NOT EXISTS freshet.alerts (
-  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
-  kind text NOT NULL,
-  episode text NOT NULL DEFAULT '',
-  claimed_at timestamptz NOT NULL DEFAULT now(),
-  sent_at timestamptz,
-  payload jsonb,
-  PRIMARY KEY (run_id, kind, episode)
-);
-`;
-
-/**
- * Creates the run store and the alert log `freshet.alerts` if missing (idempotent, serialised by
- * the run store's advisory lock). One row per (run, kind, episode) alert sent or being sent.
- */
-export async function ensureAlertStore(api: pg.Pool): Promise<void> {
-  await ensureRunStore(api);
-  await applySchema(api, alertSchemaSql);
-}
-
 /**
  * SQL for the dedupe episode of a failed, blocked or succeeded run `r`: a success is alerted once;
  * a failure or block once per retry (an operator's retry that blocks again is a new episode).
@@ -553,7 +532,7 @@ export function createNotifier(
     payload: AlertPayload,
   ): Promise<string | undefined> {
     if (!api) return '';
-    storeReady ??= ensureAlertStore(api);
+    storeReady ??= ensureRunStore(api);
     await storeReady;
     // As text: a Date would drop the microseconds the claim is compared on.
     const { rows } = await api.query<{ claim: string }>(

@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import type { KeyRange, RangeList } from './chunks.js';
-import { applySchema } from './db.js';
 import { retryTransient } from './transient.js';
 import { ConflictError, DuplicateRunIdError, NotFoundError } from './errors.js';
 import type { Profile } from './names.js';
@@ -45,105 +44,6 @@ export interface RunRow {
   updated_at: Date;
 }
 
-const schemaSql = `
-CREATE SCHEMA IF NOT EXISTS freshet;
-CREATE TABLE IF NOT EXISTS freshet.runs (
-  id text PRIMARY KEY,
-  prefix text NOT NULL,
-  media text NOT NULL,
-  profile text NOT NULL,
-  status text NOT NULL,
-  stage text,
-  chunk_count integer,
-  plan jsonb,
-  counts jsonb,
-  error text,
-  requested_by text,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  started_at timestamptz,
-  finished_at timestamptz,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE freshet.runs ADD COLUMN IF NOT EXISTS waiting_reason text;
-ALTER TABLE freshet.runs ADD COLUMN IF NOT EXISTS waiting_since timestamptz;
-CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_media
-  ON freshet.runs (prefix, media, profile)
-  WHERE status IN ('queued', 'running', 'blocked', 'paused', 'awaiting-approval');
-CREATE TABLE IF NOT EXISTS freshet.stages (
-  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
-  stage text NOT NULL,
-  status text NOT NULL DEFAULT 'pending',
-  started_at timestamptz,
-  finished_at timestamptz,
-  result jsonb,
-  error text,
-  PRIMARY KEY (run_id, stage)
-);
-CREATE TABLE IF NOT EXISTS freshet.chunks (
-  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
-  chunk integer NOT NULL,
-  range_start text,
-  range_end text,
-  copy_status text NOT NULL DEFAULT 'pending',
-  clean_status text NOT NULL DEFAULT 'pending',
-  index_status text NOT NULL DEFAULT 'pending',
-  rows_copied bigint,
-  rows_indexed bigint,
-  result jsonb NOT NULL DEFAULT '{}',
-  PRIMARY KEY (run_id, chunk)
-);
-CREATE TABLE IF NOT EXISTS freshet.attempts (
-  id bigserial PRIMARY KEY,
-  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
-  job_id text NOT NULL,
-  step text NOT NULL,
-  chunk integer,
-  attempt integer NOT NULL,
-  worker text NOT NULL,
-  status text NOT NULL,
-  started_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz,
-  ms integer,
-  rows bigint,
-  result jsonb,
-  error text
-);
-CREATE INDEX IF NOT EXISTS attempts_run ON freshet.attempts (run_id, step, chunk);
-ALTER TABLE freshet.attempts ADD COLUMN IF NOT EXISTS progress_at timestamptz;
-CREATE TABLE IF NOT EXISTS freshet.logs (
-  id bigserial PRIMARY KEY,
-  run_id text NOT NULL REFERENCES freshet.runs (id) ON DELETE CASCADE,
-  job_id text,
-  level text NOT NULL,
-  msg text NOT NULL,
-  fields jsonb,
-  at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS logs_run ON freshet.logs (run_id, id);
-CREATE TABLE IF NOT EXISTS freshet.audit (
-  id bigserial PRIMARY KEY,
-  run_id text,
-  actor text NOT NULL,
-  action text NOT NULL,
-  detail jsonb,
-  at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS freshet.promotions (
-  id bigserial PRIMARY KEY,
-  prefix text NOT NULL,
-  media text NOT NULL,
-  profile text NOT NULL,
-  action text NOT NULL CHECK (action IN ('promote', 'rollback')),
-  run_id text NOT NULL,
-  replaced_run_id text,
-  actor text NOT NULL,
-  at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS promotions_media ON freshet.promotions (prefix, media, profile, id);
-CREATE UNIQUE INDEX IF NOT EXISTS promotions_once ON freshet.promotions (run_id)
-  WHERE action = 'promote';
-`;
-
 /**
  * The advisory lock (class, then `hashtext` of prefix, media and profile) a rollback holds while
  * it runs, and which a new run needs shared while it is recorded: no refresh starts during a
@@ -169,11 +69,6 @@ export interface PromotionRow {
   replaced_run_id: string | null;
   actor: string;
   at: Date;
-}
-
-/** Creates the run store schema if missing (serialised by an advisory lock). */
-export async function ensureRunStore(api: pg.Pool): Promise<void> {
-  await applySchema(api, schemaSql);
 }
 
 export interface NewRun {

@@ -1,11 +1,11 @@
-import { createPool, type Config } from '@freshet/core';
-import { ensureScheduleStore, ScheduleStore, type SlotRow } from './slot-store.js';
+import { createPool, ensureRunStore, type Config } from '@freshet/core';
+import { ScheduleStore, type SlotRow } from './slot-store.js';
 
 /** The latest `limit` slots of this deployment (`FRESHET_QUEUE_PREFIX`), newest first. */
 export async function slotHistory(config: Config, limit: number): Promise<SlotRow[]> {
   const api = createPool(config.API_DATABASE_URL, 'freshet-schedules', 1);
   try {
-    await ensureScheduleStore(api);
+    await ensureRunStore(api);
     return await new ScheduleStore(api, config.FRESHET_QUEUE_PREFIX).listSlots({ limit });
   } finally {
     await api.end();

@@ -12,13 +12,7 @@ import {
 } from '@freshet/core';
 import { startRefresh } from '../refresh.js';
 import type { ScheduleConfig, ScheduleEntry } from './config.js';
-import {
-  ensureScheduleStore,
-  ScheduleStore,
-  type Blocker,
-  type SlotOutcome,
-  type SlotRow,
-} from './slot-store.js';
+import { ScheduleStore, type Blocker, type SlotOutcome, type SlotRow } from './slot-store.js';
 import { dueSlots, slotRunId, type Slot } from './slots.js';
 
 /** What a scheduler needs; `now` is never read from the wall clock here. */
@@ -101,7 +95,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const ensureReady = () => {
     ready ??= (async () => {
       await ensureRunStore(deps.api);
-      await ensureScheduleStore(deps.api);
+      await ensureRunStore(deps.api);
     })().catch((err: unknown) => {
       ready = undefined;
       throw err;

@@ -41,51 +41,8 @@ export interface SlotSchedule {
 
 // One row per (deployment, schedule, cron time): the primary key is the claim, so however many
 // producers run, exactly one of them inserts a given slot. At most one slot per schedule waits.
-const schemaSql = `
-CREATE SCHEMA IF NOT EXISTS freshet;
-CREATE TABLE IF NOT EXISTS freshet.schedule_slots (
-  prefix text NOT NULL,
-  schedule_id text NOT NULL,
-  slot_time timestamptz NOT NULL,
-  fire_at timestamptz NOT NULL,
-  media text NOT NULL,
-  profile text NOT NULL,
-  outcome text NOT NULL
-    CHECK (outcome IN ('claimed', 'started', 'skipped', 'queued', 'missed', 'failed')),
-  run_id text,
-  reason text,
-  claimed_by text NOT NULL,
-  claimed_at timestamptz NOT NULL,
-  decided_at timestamptz,
-  PRIMARY KEY (prefix, schedule_id, slot_time)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS schedule_slots_one_queued
-  ON freshet.schedule_slots (prefix, schedule_id) WHERE outcome = 'queued';
-CREATE INDEX IF NOT EXISTS schedule_slots_recent ON freshet.schedule_slots (prefix, fire_at DESC);
-CREATE TABLE IF NOT EXISTS freshet.schedule_state (
-  prefix text NOT NULL,
-  schedule_id text NOT NULL,
-  first_seen_at timestamptz NOT NULL,
-  PRIMARY KEY (prefix, schedule_id)
-);
-`;
 
-/** The run store's DDL lock: schema creation never races with `ensureRunStore`. */
-const ddlLock = 74657201;
-/** First key of the lock that serialises "check conflicts, then start" across schedulers. */
 const startLock = 74657202;
-
-/** Creates the schedule tables if missing (serialised with the run store's DDL). */
-export async function ensureScheduleStore(api: Pool): Promise<void> {
-  const client = await api.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [ddlLock]);
-    await client.query(schemaSql);
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [ddlLock]).catch(() => undefined);
-    client.release();
-  }
-}
 
 const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505';
 
