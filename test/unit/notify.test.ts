@@ -7,7 +7,7 @@ import {
   buildAlertPayload,
   createNotifier,
   type RunEvent,
-} from '../../packages/core/src/notify.js';
+} from '../../packages/core/src/alerts/index.js';
 import { formatDurationWords as formatDuration } from '../../packages/core/src/duration.js';
 import { maskSecrets } from '../../packages/core/src/redact.js';
 import type { RunRow } from '../../packages/core/src/run-store.js';

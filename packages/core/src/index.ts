@@ -36,7 +36,7 @@ export * from './job-scope.js';
 export * from './transient.js';
 export * from './control-bus.js';
 export * from './admission.js';
-export * from './notify.js';
+export * from './alerts/index.js';
 export * from './monitor.js';
 export * from './depth.js';
 export * from './refresh/plan.js';

@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { startPeriodic } from './periodic.js';
 import { ensureRunStore } from './schema.js';
-import { transitionEpisodeSql, type Notifier, type RunningAttempt } from './notify.js';
+import { transitionEpisodeSql, type Notifier, type RunningAttempt } from './alerts/index.js';
 import type { RunRow } from './run-store.js';
 
 /** Options of {@link startMonitor}. */

@@ -2,7 +2,7 @@ import { Job, type Queue } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from './logger.js';
 import { startPeriodic } from './periodic.js';
-import type { Notifier } from './notify.js';
+import type { RunStatusNotifier } from './refresh/context.js';
 import { StageJob, jobIds } from './queues.js';
 import type { RunStatus } from './run-store.js';
 
@@ -16,7 +16,7 @@ export interface ReconcilerOptions {
   readonly prefix: string;
   readonly logger: Logger;
   /** Sends the blocked (or failed) alert of a run the reconciler ended. */
-  readonly notifier?: Notifier;
+  readonly notifier?: RunStatusNotifier;
   /** Time between ticks; 0 starts no timer: call `tick()` yourself. */
   readonly intervalMs: number;
 }
