@@ -65,6 +65,8 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
 /** What a `freshet` CLI process printed and how it exited. */
 export interface CliResult {
   readonly code: number | null;
+  /** The signal that ended it (e.g. SIGTERM when it outlived `timeoutMs`), or null. */
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
 }
@@ -87,6 +89,6 @@ export function runCli(
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }

@@ -1,45 +1,27 @@
 // Runs the real `freshet check` against the real services: a bad setting or an unreachable service
 // must end the CLI quickly, with one line on stderr that names the setting to fix.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { FilteredMode } from '@freshet/core';
 import { repoRoot } from '../../packages/core/src/config.js';
 import { writeImageMedia } from '../helpers/filtered-media.js';
+import { runCli, type CliResult } from '../helpers/processes.js';
 
 /** A fail-fast bound, not a benchmark: a connect timeout of a few seconds plus Node's start-up. */
 const FAIL_FAST_MS = 15_000;
 const CLI_TIMEOUT_MS = 60_000;
 
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-}
+/** A `freshet check` run, with how long it took. */
+type CheckResult = CliResult & { readonly elapsedMs: number };
 
 /** Runs `node scripts/freshet.mjs check` from the repository root with `overrides` on the env. */
-function runCheck(overrides: Record<string, string> = {}): Promise<CliResult> {
+async function runCheck(overrides: Record<string, string> = {}): Promise<CheckResult> {
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(repoRoot, 'scripts/freshet.mjs'), 'check'], {
-    cwd: repoRoot,
-    env: { ...process.env, ...overrides },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: CLI_TIMEOUT_MS,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout, stderr, elapsedMs: performance.now() - started }),
-    );
-  });
+  const result = await runCli(['check'], { ...process.env, ...overrides }, CLI_TIMEOUT_MS);
+  return { ...result, elapsedMs: performance.now() - started };
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on: bound by the OS, then released. */
@@ -58,7 +40,7 @@ function closedPort(): Promise<number> {
 }
 
 /** Asserts a failed run printed exactly one stderr line, naming `setting`, within the bound. */
-function assertOneLineFailure(result: CliResult, setting: string): string {
+function assertOneLineFailure(result: CheckResult, setting: string): string {
   const shown = JSON.stringify(result);
   assert.equal(result.signal, null, `the CLI was killed after ${CLI_TIMEOUT_MS} ms: ${shown}`);
   assert.notEqual(result.code, 0, `the CLI exited 0: ${shown}`);
